@@ -1,0 +1,95 @@
+//! One Envoy process, stopped when dropped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Envoy {
+    child: Child,
+    pub admin_port: u16,
+    dir: tempfile::TempDir,
+}
+
+static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(0);
+
+impl Envoy {
+    /// Start Envoy on `config` (YAML) from directory `cwd` and wait until its admin says LIVE.
+    pub fn start(envoy: &Path, config: &str, admin_port: u16, cwd: &Path, concurrency: u32) -> Result<Envoy, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config_path = dir.path().join("envoy.yaml");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.path().join("envoy.log")).map_err(|e| e.to_string())?;
+        // Distinct base ids keep concurrent Envoys (tests run in parallel) out of each other's
+        // shared memory; hot restart is not used at all.
+        let base_id = std::process::id() * 64 + NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed) % 64;
+        let child = Command::new(envoy)
+            .current_dir(cwd)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--base-id", &base_id.to_string(), "--disable-hot-restart"])
+            .args(["--concurrency", &concurrency.to_string(), "-l", "info"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", envoy.display()))?;
+        let mut envoy = Envoy { child, admin_port, dir };
+        envoy.wait_live()?;
+        Ok(envoy)
+    }
+
+    fn wait_live(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("Envoy exited ({status}) while starting:\n{}", self.log_tail(40)));
+            }
+            if self.admin("/ready").is_ok_and(|body| body.trim() == "LIVE") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("Envoy was not LIVE within 30 s:\n{}", self.log_tail(40)))
+    }
+
+    /// GET a path on the admin interface.
+    pub fn admin(&self, path: &str) -> Result<String, String> {
+        ureq::get(&format!("http://127.0.0.1:{}{path}", self.admin_port))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .map_err(|e| e.to_string())?
+            .into_string()
+            .map_err(|e| e.to_string())
+    }
+
+    /// POST to the admin interface (e.g. `/quitquitquit`).
+    pub fn admin_post(&self, path: &str) -> Result<String, String> {
+        ureq::post(&format!("http://127.0.0.1:{}{path}", self.admin_port))
+            .call()
+            .map_err(|e| e.to_string())?
+            .into_string()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Envoy's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,56 @@
+//! Serin in real Envoy: start the shipped configs (envoy-config/) as processes on free ports,
+//! send requests, read which arm answered. Used by the e2e tests, the demo and the load bench.
+
+mod envoy;
+mod stack;
+
+pub use envoy::Envoy;
+pub use stack::{Ports, Reply, Stack, front_config, upstream_config};
+
+use std::path::PathBuf;
+
+/// Where the pieces a real-Envoy run needs are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub envoy: PathBuf,
+    pub wasm: PathBuf,
+}
+
+impl Paths {
+    /// `SERIN_ENVOY` and `SERIN_FILTER_WASM`, else the places `cargo xtask` puts them.
+    pub fn locate() -> Result<Paths, String> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = root.canonicalize().unwrap_or(root);
+        let from_env = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+        let envoy = from_env("SERIN_ENVOY", root.join(".tools/venv/bin/envoy"));
+        let wasm = from_env("SERIN_FILTER_WASM", root.join("target/filter.wasm"));
+        for (what, path) in [("Envoy", &envoy), ("filter.wasm", &wasm)] {
+            if !path.is_file() {
+                return Err(format!("{what} not found at {}: run `cargo xtask test`", path.display()));
+            }
+        }
+        Ok(Paths { root, envoy, wasm })
+    }
+
+    /// For tests: the paths, or `None` after a loud skip message. Under `SERIN_E2E=require`
+    /// (what `cargo xtask test` and CI set) a missing piece is a failure, not a skip.
+    pub fn for_test(test: &str) -> Option<Paths> {
+        match Paths::locate() {
+            Ok(p) => Some(p),
+            Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => panic!("{test}: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the loopback interface has free ports")
+}

@@ -1,0 +1,121 @@
+//! The shipped standalone setup (envoy-config/envoy.yaml in front of envoy-config/upstreams.yaml)
+//! on free ports, with the plan and filter.wasm of the caller's choice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::{Envoy, Paths, free_port};
+
+/// The ports the shipped configs use, and what a run uses instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub listener: u16,
+    pub admin: u16,
+    pub upstream_admin: u16,
+    pub stable: u16,
+    pub canary: u16,
+}
+
+impl Ports {
+    /// The ports written in envoy-config/ (what a user running the files directly gets).
+    pub const SHIPPED: Ports = Ports { listener: 10000, admin: 9901, upstream_admin: 9902, stable: 10001, canary: 10002 };
+
+    pub fn free() -> Ports {
+        Ports { listener: free_port(), admin: free_port(), upstream_admin: free_port(), stable: free_port(), canary: free_port() }
+    }
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String, String> {
+    match text.matches(from).count() {
+        1 => Ok(text.replacen(from, to, 1)),
+        n => Err(format!("expected `{from}` once in the shipped config, found it {n} times")),
+    }
+}
+
+fn port(p: u16) -> String {
+    format!("port_value: {p} ")
+}
+
+/// envoy-config/envoy.yaml with its ports, wasm path and inline plan replaced.
+pub fn front_config(template: &str, ports: Ports, wasm: &Path, plan_json: &str) -> Result<String, String> {
+    let s = Ports::SHIPPED;
+    let mut c = template.to_string();
+    for (from, to) in [(s.listener, ports.listener), (s.admin, ports.admin), (s.stable, ports.stable), (s.canary, ports.canary)] {
+        c = replace_once(&c, &port(from), &port(to))?;
+    }
+    c = replace_once(&c, "filename: target/filter.wasm", &format!("filename: {}", wasm.display()))?;
+    let line = c.lines().find(|l| l.trim_start().starts_with("value: '{")).ok_or("no inline plan in the shipped config")?;
+    let indent = &line[..line.len() - line.trim_start().len()];
+    if plan_json.contains('\'') {
+        return Err("a plan with a single quote cannot be inlined in single-quoted YAML".into());
+    }
+    let replaced = format!("{indent}value: '{plan_json}'");
+    Ok(c.replacen(line, &replaced, 1))
+}
+
+/// envoy-config/upstreams.yaml with its ports replaced.
+pub fn upstream_config(template: &str, ports: Ports) -> Result<String, String> {
+    let s = Ports::SHIPPED;
+    let mut c = template.to_string();
+    for (from, to) in [(s.upstream_admin, ports.upstream_admin), (s.stable, ports.stable), (s.canary, ports.canary)] {
+        c = replace_once(&c, &port(from), &port(to))?;
+    }
+    Ok(c)
+}
+
+/// A front Envoy running Serin, and the two upstream arms.
+pub struct Stack {
+    pub front: Envoy,
+    pub upstreams: Envoy,
+    pub ports: Ports,
+    agent: ureq::Agent,
+}
+
+/// What a request got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// The arm that served the request (`x-served-by`), if an upstream answered.
+    pub served_by: Option<String>,
+    pub set_cookie: Option<String>,
+}
+
+impl Stack {
+    pub fn start(paths: &Paths, plan_json: &str) -> Result<Stack, String> {
+        Stack::start_with(paths, plan_json, 1)
+    }
+
+    pub fn start_with(paths: &Paths, plan_json: &str, workers: u32) -> Result<Stack, String> {
+        let read = |name: &str| {
+            std::fs::read_to_string(paths.root.join("envoy-config").join(name)).map_err(|e| format!("{name}: {e}"))
+        };
+        let ports = Ports::free();
+        let upstreams =
+            Envoy::start(&paths.envoy, &upstream_config(&read("upstreams.yaml")?, ports)?, ports.upstream_admin, &paths.root, 1)?;
+        let front_yaml = front_config(&read("envoy.yaml")?, ports, &paths.wasm, plan_json)?;
+        let front = Envoy::start(&paths.envoy, &front_yaml, ports.admin, &paths.root, workers)?;
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).max_idle_connections_per_host(8).build();
+        Ok(Stack { front, upstreams, ports, agent })
+    }
+
+    /// GET `path` through the front Envoy with these request headers.
+    pub fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        let mut req = self.agent.get(&format!("http://127.0.0.1:{}{path}", self.ports.listener));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        let reply = Reply {
+            status: resp.status(),
+            served_by: resp.header("x-served-by").map(str::to_string),
+            set_cookie: resp.header("set-cookie").map(str::to_string),
+        };
+        // Drain the body so the connection goes back to the pool.
+        let _ = resp.into_string();
+        Ok(reply)
+    }
+}

