@@ -1,0 +1,3 @@
+//! The compiler's one integration-test binary.
+
+mod compile;
