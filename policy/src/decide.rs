@@ -4,7 +4,7 @@
 use subtle::ConstantTimeEq;
 
 use crate::bucket::Bucketed;
-use crate::plan::{Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, Split, Test};
+use crate::plan::{Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, SERIN_SCALE, Shadow, Split, Test};
 use crate::request::Request;
 
 /// Why an arm was chosen.
@@ -31,6 +31,8 @@ pub struct Decision {
     /// No key was present and the split mints one: the caller should generate a random key,
     /// bucket it with [`Plan::assign`], and set the split's sticky cookie.
     pub mint_key: bool,
+    /// A stable-arm request chosen for mirroring to the canary ([`Plan::shadow`]).
+    pub shadow: bool,
 }
 
 impl Plan {
@@ -39,12 +41,21 @@ impl Plan {
         if let Some(arm) = self.override_.as_ref().and_then(|o| self.forced_arm(o, req)) {
             return Decision::fixed(arm, Reason::Override);
         }
-        for (i, rule) in self.rules.iter().enumerate() {
-            if rule.all.iter().all(|m| m.holds(req)) {
-                return self.act(rule.action, Reason::Rule(i as u16), req);
-            }
+        let (action, reason) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| rule.all.iter().all(|m| m.holds(req)))
+            .map_or((self.default, Reason::Default), |(i, rule)| (rule.action, Reason::Rule(i as u16)));
+        let (mut decision, key) = match action {
+            Action::Pin { arm } => (Decision::fixed(arm, reason), None),
+            Action::Split { split } => self.split_request(split, reason, req),
+        };
+        if let (Some(shadow), Some(key)) = (&self.shadow, key) {
+            // Mirroring is sticky per key too, and only copies stable traffic.
+            decision.shadow = decision.arm == self.stable && shadow.mirrors(key);
         }
-        self.act(self.default, Reason::Default, req)
+        decision
     }
 
     /// Bucket a key with split `split` (for a minted key, or for `serin explain`).
@@ -52,17 +63,11 @@ impl Plan {
         self.splits.get(usize::from(split)).map(|s| s.assign(key))
     }
 
-    fn act(&self, action: Action, reason: Reason, req: &impl Request) -> Decision {
-        match action {
-            Action::Pin { arm } => Decision::fixed(arm, reason),
-            Action::Split { split } => self.split_request(split, reason, req),
-        }
-    }
-
-    fn split_request(&self, index: u16, reason: Reason, req: &impl Request) -> Decision {
+    fn split_request<'r>(&self, index: u16, reason: Reason, req: &'r impl Request) -> (Decision, Option<&'r [u8]>) {
         let split: &Split = &self.splits[usize::from(index)];
         let mut decision = Decision { split: Some(index), ..Decision::fixed(self.stable, reason) };
-        match split.key_of(req) {
+        let key = split.key_of(req);
+        match key {
             Some((source, key)) => {
                 let b = split.assign(key);
                 decision.arm = b.arm;
@@ -75,7 +80,7 @@ impl Plan {
                 Fallback::RandomSticky { .. } => decision.mint_key = true,
             },
         }
-        decision
+        (decision, key.map(|(_, k)| k))
     }
 
     fn forced_arm(&self, o: &Override, req: &impl Request) -> Option<ArmId> {
@@ -93,7 +98,16 @@ impl Plan {
 
 impl Decision {
     fn fixed(arm: ArmId, reason: Reason) -> Self {
-        Decision { arm, reason, split: None, key_source: None, hash: None, bucket: None, mint_key: false }
+        Decision {
+            arm,
+            reason,
+            split: None,
+            key_source: None,
+            hash: None,
+            bucket: None,
+            mint_key: false,
+            shadow: false,
+        }
     }
 }
 
@@ -146,5 +160,12 @@ impl Test {
             (Test::Suffix(s), Some(v)) => v.ends_with(s.as_bytes()),
             (Test::AnyOf(list), Some(v)) => sorted_contains(list, v),
         }
+    }
+}
+
+impl Shadow {
+    pub fn mirrors(&self, key: &[u8]) -> bool {
+        let h = crate::bucket::murmur3_x86_32(&[], key, self.seed);
+        (((u64::from(h) * u64::from(SERIN_SCALE)) >> 32) as u32) < self.share
     }
 }

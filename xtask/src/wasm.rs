@@ -49,10 +49,10 @@ fn build_with_rustup_target(root: &Path) -> Result<PathBuf, String> {
     shell::run(
         shell::cargo()
             .current_dir(root)
-            .args(["build", "--release", "--target", TARGET, "-p", "serin-filter"])
+            .args(["build", "--profile", "wasm", "--target", TARGET, "-p", "serin-filter"])
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
-    Ok(target_dir.join(TARGET).join("release/serin_filter.wasm"))
+    Ok(target_dir.join(TARGET).join("wasm/serin_filter.wasm"))
 }
 
 fn build_with_debian_rust(root: &Path) -> Result<PathBuf, String> {
@@ -72,11 +72,11 @@ fn build_with_debian_rust(root: &Path) -> Result<PathBuf, String> {
     shell::run(
         shell::cargo()
             .current_dir(root)
-            .args(["build", "--release", "--target", TARGET, "-Zbuild-std=std,panic_abort", "-p", "serin-filter"])
+            .args(["build", "--profile", "wasm", "--target", TARGET, "-Zbuild-std=std,panic_abort", "-p", "serin-filter"])
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", lld)
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
-    Ok(target_dir.join(TARGET).join("release/serin_filter.wasm"))
+    Ok(target_dir.join(TARGET).join("wasm/serin_filter.wasm"))
 }
