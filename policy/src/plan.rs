@@ -48,6 +48,19 @@ pub struct Plan {
     pub override_: Option<Override>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Shadow>,
+    /// Request attributes that metrics and guards break down by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<crate::rollout::Segment>,
+    /// Model decisions read from responses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<crate::rollout::Outcome>,
+    /// Health conditions that roll back or hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<crate::rollout::Guard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<crate::rollout::Ramp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<crate::rollout::Metrics>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

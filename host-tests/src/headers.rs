@@ -1,0 +1,153 @@
+//! A header map with Envoy's semantics: keys are lower-cased on every operation, pseudo-headers
+//! (`:path`, ...) stay in front of the others, `replace` removes every entry for the key and
+//! appends one, `get` sees the first entry.
+
+/// An ordered multimap of HTTP fields, as Envoy keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+fn lower(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).to_ascii_lowercase()
+}
+
+impl HeaderMap {
+    pub fn new() -> Self {
+        HeaderMap::default()
+    }
+
+    /// Build from pairs, lower-casing keys and moving pseudo-headers first, as a codec would.
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.add(k.as_ref(), v.as_ref());
+        }
+        map
+    }
+
+    /// Number of entries (what Envoy passes as `num_headers`).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sum of key and value lengths, Envoy's `byteSize()`.
+    pub fn byte_size(&self) -> usize {
+        self.entries.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    /// The first value for `key` (any case).
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        let key = key.to_ascii_lowercase();
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value for `key`, as text (lossy).
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Every value for `key`, in order.
+    pub fn get_all(&self, key: &str) -> Vec<&[u8]> {
+        let key = key.to_ascii_lowercase();
+        self.entries
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// Append an entry; a pseudo-header goes after the last pseudo-header.
+    pub fn add(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let key = lower(key.as_ref());
+        let value = value.as_ref().to_vec();
+        if key.starts_with(':') {
+            let at = self
+                .entries
+                .iter()
+                .take_while(|(k, _)| k.starts_with(':'))
+                .count();
+            self.entries.insert(at, (key, value));
+        } else {
+            self.entries.push((key, value));
+        }
+    }
+
+    /// Remove every entry for `key`, then add one (Envoy's `setCopy`).
+    pub fn replace(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.remove(key.as_ref());
+        self.add(key, value);
+    }
+
+    /// Remove every entry for `key`.
+    pub fn remove(&mut self, key: impl AsRef<[u8]>) {
+        let key = lower(key.as_ref());
+        self.entries.retain(|(k, _)| *k != key);
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The entries as text pairs (values lossy).
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    pub fn entries(&self) -> &[(String, Vec<u8>)] {
+        &self.entries
+    }
+
+    /// Serialize as the ABI's header map.
+    pub fn serialize(&self) -> Vec<u8> {
+        crate::pairs::serialize(&self.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_lower_cased_and_pseudo_headers_stay_first() {
+        let mut m = HeaderMap::from_pairs(&[("X-A", "1"), (":path", "/")]);
+        m.add(":Method", "GET");
+        assert_eq!(
+            m.to_vec(),
+            vec![
+                (":path".into(), "/".into()),
+                (":method".into(), "GET".into()),
+                ("x-a".into(), "1".into())
+            ]
+        );
+        assert_eq!(m.get("x-A"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn replace_drops_every_duplicate_and_appends() {
+        let mut m = HeaderMap::from_pairs(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        m.replace("A", "9");
+        assert_eq!(
+            m.to_vec(),
+            vec![("b".into(), "2".into()), ("a".into(), "9".into())]
+        );
+        m.remove("a");
+        assert_eq!(m.get("a"), None);
+        assert_eq!(m.byte_size(), 2);
+    }
+}

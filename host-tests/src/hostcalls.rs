@@ -1,0 +1,1366 @@
+//! The `env.proxy_*` functions, with the status codes Envoy 1.40 returns (its
+//! `source/extensions/common/wasm/context.cc` on top of proxy-wasm-cpp-host's `exports.cc`).
+
+use wasmtime::{Caller, Linker};
+
+use crate::abi::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
+use crate::headers::HeaderMap;
+use crate::pairs;
+use crate::shared::MetricValue;
+use crate::state::{ContextKind, ForeignCall, HostState, HttpCall, LocalResponse};
+
+pub(crate) type Ctx<'a> = Caller<'a, HostState>;
+type WResult<T> = wasmtime::Result<T>;
+
+// ---------------------------------------------------------------------------------------------
+// Guest memory.
+
+fn memory_len(caller: &Ctx<'_>) -> usize {
+    caller.data().memory.map_or(0, |m| m.data_size(caller))
+}
+
+/// Read `len` bytes at `ptr`, or `InvalidMemoryAccess`.
+pub(crate) fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let mem = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
+    let data = mem.data(caller);
+    let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
+    data.get(ptr..end)
+        .map(<[u8]>::to_vec)
+        .ok_or(Status::InvalidMemoryAccess)
+}
+
+pub(crate) fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Status> {
+    let ptr = ptr as u32 as usize;
+    let mem = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
+    let end = ptr
+        .checked_add(bytes.len())
+        .ok_or(Status::InvalidMemoryAccess)?;
+    if end > memory_len(caller) {
+        return Err(Status::InvalidMemoryAccess);
+    }
+    mem.data_mut(caller)[ptr..end].copy_from_slice(bytes);
+    Ok(())
+}
+
+pub(crate) fn write_u32(caller: &mut Ctx<'_>, ptr: i32, v: u32) -> Result<(), Status> {
+    write(caller, ptr, &v.to_le_bytes())
+}
+
+pub(crate) fn write_u64(caller: &mut Ctx<'_>, ptr: i32, v: u64) -> Result<(), Status> {
+    write(caller, ptr, &v.to_le_bytes())
+}
+
+/// Copy `bytes` into memory the guest allocates, and write its address and size, as Envoy's
+/// `copyToPointerSize` does (nothing is allocated for an empty value: address 0, size 0).
+/// A trap in the guest's allocator comes back as `Err`.
+pub(crate) fn copy_out(
+    caller: &mut Ctx<'_>,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> WResult<Status> {
+    let mut addr = 0u32;
+    if !bytes.is_empty() {
+        let Some(alloc) = caller.data().alloc.clone() else {
+            return Ok(Status::InvalidMemoryAccess);
+        };
+        addr = alloc.call(&mut *caller, bytes.len() as i32)? as u32;
+        if addr == 0 || write(caller, addr as i32, bytes).is_err() {
+            return Ok(Status::InvalidMemoryAccess);
+        }
+    }
+    if write_u32(caller, ptr_ptr, addr).is_err()
+        || write_u32(caller, size_ptr, bytes.len() as u32).is_err()
+    {
+        return Ok(Status::InvalidMemoryAccess);
+    }
+    Ok(Status::Ok)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracing and the start-up restriction.
+
+fn show(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.len() > 120 {
+        format!("{:?}…({} bytes)", &s[..120], bytes.len())
+    } else {
+        format!("{s:?}")
+    }
+}
+
+fn ret(
+    caller: &Ctx<'_>,
+    name: &str,
+    args: impl FnOnce() -> String,
+    status: Status,
+) -> WResult<i32> {
+    if caller.data().trace {
+        let d = caller.data();
+        eprintln!(
+            "[w{}] vm->host {name}({}) ctx={} = {status:?}",
+            d.worker,
+            args(),
+            d.context()
+        );
+    }
+    Ok(status.code())
+}
+
+/// Envoy runs `_initialize` and `main` with only logging, WASI and a few others allowed.
+fn allowed(caller: &Ctx<'_>, name: &str) -> WResult<()> {
+    if caller.data().restricted {
+        wasmtime::bail!(
+            "`{name}` is not allowed while the VM starts (Envoy restricts `_initialize` and `main`)"
+        );
+    }
+    Ok(())
+}
+
+macro_rules! try_status {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(status) => return Ok(Err(status)),
+        }
+    };
+}
+
+/// Run a host function body that returns `Result<Status-ish>`; statuses pass through.
+fn finish(r: WResult<Result<Status, Status>>) -> WResult<Status> {
+    r.map(|r| r.unwrap_or_else(|s| s))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties (a subset of Envoy's attributes, plus whatever the test sets).
+
+fn property(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Status> {
+    if let Some(v) = state.config.properties.get(path) {
+        return Ok(v.clone());
+    }
+    let segments: Vec<&[u8]> = path.split(|&b| b == 0).collect();
+    match segments.as_slice() {
+        [b"plugin_name"] => return Ok(state.config.plugin_name.clone().into_bytes()),
+        [b"plugin_root_id"] => return Ok(state.config.root_id.clone().into_bytes()),
+        [b"plugin_vm_id"] => return Ok(state.config.vm_id.clone().into_bytes()),
+        _ => {}
+    }
+    let Some(s) = state.stream() else {
+        return Err(Status::NotFound);
+    };
+    if let Some(v) = s.properties.get(path) {
+        return Ok(v.clone());
+    }
+    let request = (s.live.request_headers || s.access_log).then_some(&s.request_headers);
+    let response = s
+        .response_headers
+        .as_ref()
+        .filter(|_| s.live.response_headers || s.access_log);
+    let header =
+        |m: Option<&HeaderMap>, name: &str| m.and_then(|m| m.get(name)).map(<[u8]>::to_vec);
+    let found = match segments.as_slice() {
+        [b"request", b"path"] => header(request, ":path"),
+        [b"request", b"url_path"] => header(request, ":path")
+            .map(|p| p.split(|&b| b == b'?').next().unwrap_or_default().to_vec()),
+        [b"request", b"host"] => header(request, ":authority"),
+        [b"request", b"scheme"] => header(request, ":scheme"),
+        [b"request", b"method"] => header(request, ":method"),
+        [b"request", b"referer"] => header(request, "referer"),
+        [b"request", b"useragent"] => header(request, "user-agent"),
+        [b"request", b"id"] => header(request, "x-request-id"),
+        [b"request", b"headers"] => request.map(HeaderMap::serialize),
+        [b"request", b"headers", name] => header(request, &String::from_utf8_lossy(name)),
+        [b"response", b"code"] => header(response, ":status")
+            .and_then(|c| String::from_utf8_lossy(&c).parse::<i64>().ok())
+            .map(|c| c.to_le_bytes().to_vec()),
+        [b"response", b"headers"] => response.map(HeaderMap::serialize),
+        [b"response", b"headers", name] => header(response, &String::from_utf8_lossy(name)),
+        [top, ..] => {
+            // Envoy looks other names up in the filter state, as `wasm.<name>`.
+            if segments.len() == 1 {
+                s.filter_state.get(*top).cloned()
+            } else {
+                None
+            }
+        }
+        [] => None,
+    };
+    found.ok_or(Status::NotFound)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers.
+
+enum Buf {
+    /// An Envoy buffer the module may change (a body chunk while its callback runs).
+    Body(bool),
+    /// Read-only bytes.
+    Fixed(Vec<u8>),
+}
+
+fn buffer(state: &mut HostState, ty: BufferType) -> Option<Buf> {
+    let live = state.stream().map(|s| s.live).unwrap_or_default();
+    Some(match ty {
+        BufferType::CallData => Buf::Fixed(state.call_data.clone()),
+        BufferType::VmConfiguration => Buf::Fixed(state.config.vm_config.clone()),
+        BufferType::PluginConfiguration => Buf::Fixed(state.plugin_config.clone()?),
+        BufferType::HttpRequestBody if live.request_body => Buf::Body(true),
+        BufferType::HttpResponseBody if live.response_body => Buf::Body(false),
+        // Envoy hands out an empty buffer here, which reads as empty and refuses writes.
+        BufferType::HttpRequestBody
+        | BufferType::HttpResponseBody
+        | BufferType::DownstreamData
+        | BufferType::UpstreamData
+        | BufferType::GrpcReceiveBuffer => Buf::Fixed(Vec::new()),
+        BufferType::HttpCallResponseBody => {
+            Buf::Fixed(state.http_call_response.as_ref()?.body.clone())
+        }
+    })
+}
+
+fn body(state: &mut HostState, request: bool) -> &mut Vec<u8> {
+    let s = state.stream_mut().expect("a live body belongs to a stream");
+    if request {
+        &mut s.request_body
+    } else {
+        &mut s.response_body
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_log",
+        |mut c: Ctx<'_>, level: i32, ptr: i32, len: i32| {
+            let Some(level) = LogLevel::from_code(level) else {
+                return ret(&c, "proxy_log", || format!("{level}"), Status::BadArgument);
+            };
+            let msg = match read(&c, ptr, len) {
+                Ok(m) => m,
+                Err(s) => return ret(&c, "proxy_log", String::new, s),
+            };
+            c.data_mut()
+                .log(level, String::from_utf8_lossy(&msg).into_owned());
+            Ok(Status::Ok.code())
+        },
+    )?;
+
+    linker.func_wrap("env", "proxy_get_log_level", |mut c: Ctx<'_>, ptr: i32| {
+        allowed(&c, "proxy_get_log_level")?;
+        let level = c.data().config.log_level as u32;
+        let st = write_u32(&mut c, ptr, level).err().unwrap_or(Status::Ok);
+        ret(&c, "proxy_get_log_level", || format!("-> {level}"), st)
+    })?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut c: Ctx<'_>, ptr: i32| {
+            allowed(&c, "proxy_get_current_time_nanoseconds")?;
+            let (wall, _) = c.data().now();
+            let st = write_u64(&mut c, ptr, wall).err().unwrap_or(Status::Ok);
+            ret(
+                &c,
+                "proxy_get_current_time_nanoseconds",
+                || format!("-> {wall}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        |mut c: Ctx<'_>, period: i32| {
+            allowed(&c, "proxy_set_tick_period_milliseconds")?;
+            let period = period as u32;
+            let (_, mono) = c.data().now();
+            let d = c.data_mut();
+            d.tick_period_ms = period;
+            d.next_tick_ns = (period > 0).then(|| mono + u64::from(period) * 1_000_000);
+            ret(
+                &c,
+                "proxy_set_tick_period_milliseconds",
+                || format!("{period}"),
+                Status::Ok,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_configuration",
+        |mut c: Ctx<'_>, pp: i32, sp: i32| {
+            allowed(&c, "proxy_get_configuration")?;
+            let d = c.data();
+            let bytes = d
+                .plugin_config
+                .clone()
+                .unwrap_or_else(|| d.config.vm_config.clone());
+            let st = copy_out(&mut c, &bytes, pp, sp)?;
+            ret(&c, "proxy_get_configuration", || show(&bytes), st)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_buffer_bytes",
+        |mut c: Ctx<'_>, ty: i32, start: i32, max: i32, pp: i32, sp: i32| {
+            allowed(&c, "proxy_get_buffer_bytes")?;
+            let args = || format!("{ty}, {start}, {max}");
+            let Some(ty) = BufferType::from_code(ty) else {
+                return ret(&c, "proxy_get_buffer_bytes", args, Status::BadArgument);
+            };
+            let Some(buf) = buffer(c.data_mut(), ty) else {
+                return ret(&c, "proxy_get_buffer_bytes", args, Status::NotFound);
+            };
+            let bytes = match buf {
+                Buf::Fixed(b) => b,
+                Buf::Body(request) => body(c.data_mut(), request).clone(),
+            };
+            let (start, max) = (start as u32 as usize, max as u32 as usize);
+            let slice = if start >= bytes.len() {
+                &[][..]
+            } else {
+                &bytes[start..bytes.len().min(start.saturating_add(max))]
+            };
+            let st = copy_out(&mut c, slice, pp, sp)?;
+            ret(
+                &c,
+                "proxy_get_buffer_bytes",
+                || format!("{ty:?}, {start}, {max} -> {}", show(slice)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_buffer_status",
+        |mut c: Ctx<'_>, ty: i32, lp: i32, fp: i32| {
+            allowed(&c, "proxy_get_buffer_status")?;
+            let Some(ty) = BufferType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_get_buffer_status",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            let Some(buf) = buffer(c.data_mut(), ty) else {
+                return ret(
+                    &c,
+                    "proxy_get_buffer_status",
+                    || format!("{ty:?}"),
+                    Status::NotFound,
+                );
+            };
+            let len = match buf {
+                Buf::Fixed(b) => b.len(),
+                Buf::Body(request) => body(c.data_mut(), request).len(),
+            };
+            let st = write_u32(&mut c, lp, len as u32)
+                .and_then(|_| write_u32(&mut c, fp, 0))
+                .err()
+                .unwrap_or(Status::Ok);
+            ret(
+                &c,
+                "proxy_get_buffer_status",
+                || format!("{ty:?} -> {len}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_buffer_bytes",
+        |mut c: Ctx<'_>, ty: i32, start: i32, size: i32, dp: i32, ds: i32| {
+            allowed(&c, "proxy_set_buffer_bytes")?;
+            let args = || format!("{ty}, {start}, {size}");
+            let Some(ty) = BufferType::from_code(ty) else {
+                return ret(&c, "proxy_set_buffer_bytes", args, Status::BadArgument);
+            };
+            let Some(buf) = buffer(c.data_mut(), ty) else {
+                return ret(&c, "proxy_set_buffer_bytes", args, Status::NotFound);
+            };
+            let data = match read(&c, dp, ds) {
+                Ok(d) => d,
+                Err(s) => return ret(&c, "proxy_set_buffer_bytes", args, s),
+            };
+            let st = match buf {
+                Buf::Fixed(_) => Status::BadArgument,
+                Buf::Body(request) => {
+                    let b = body(c.data_mut(), request);
+                    let (start, size) = (start as u32 as usize, size as u32 as usize);
+                    // Envoy's Buffer::copyFrom: prepend, replace all, or append; nothing else.
+                    if start == 0 && size == 0 {
+                        b.splice(0..0, data.iter().copied());
+                        Status::Ok
+                    } else if start == 0 && size >= b.len() {
+                        *b = data.clone();
+                        Status::Ok
+                    } else if start != 0 && start >= b.len() {
+                        b.extend_from_slice(&data);
+                        Status::Ok
+                    } else {
+                        Status::BadArgument
+                    }
+                }
+            };
+            ret(
+                &c,
+                "proxy_set_buffer_bytes",
+                || format!("{ty:?}, {start}, {size}, {}", show(&data)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_pairs",
+        |mut c: Ctx<'_>, ty: i32, pp: i32, sp: i32| {
+            allowed(&c, "proxy_get_header_map_pairs")?;
+            let Some(ty) = MapType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_get_header_map_pairs",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            // A missing map reads as an empty one.
+            let bytes = c
+                .data()
+                .const_map(ty)
+                .filter(|m| !m.is_empty())
+                .map(HeaderMap::serialize);
+            let bytes = bytes.unwrap_or_default();
+            let st = copy_out(&mut c, &bytes, pp, sp)?;
+            ret(
+                &c,
+                "proxy_get_header_map_pairs",
+                || format!("{ty:?} -> {} bytes", bytes.len()),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        |mut c: Ctx<'_>, ty: i32, p: i32, s: i32| {
+            allowed(&c, "proxy_set_header_map_pairs")?;
+            let Some(ty) = MapType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_set_header_map_pairs",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            let data = match read(&c, p, s) {
+                Ok(d) => d,
+                Err(st) => return ret(&c, "proxy_set_header_map_pairs", || format!("{ty:?}"), st),
+            };
+            let pairs = pairs::deserialize(&data);
+            let st = match c.data_mut().map_mut(ty) {
+                None => Status::BadArgument,
+                Some(map) => {
+                    map.clear();
+                    for (k, v) in &pairs {
+                        map.add(k, v);
+                    }
+                    Status::Ok
+                }
+            };
+            ret(
+                &c,
+                "proxy_set_header_map_pairs",
+                || format!("{ty:?}, {} pairs", pairs.len()),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32, vpp: i32, vsp: i32| {
+            allowed(&c, "proxy_get_header_map_value")?;
+            let Some(ty) = MapType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_get_header_map_value",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            let key = match read(&c, kp, ks) {
+                Ok(k) => k,
+                Err(st) => return ret(&c, "proxy_get_header_map_value", || format!("{ty:?}"), st),
+            };
+            let key_s = String::from_utf8_lossy(&key).into_owned();
+            let args = || format!("{ty:?}, {key_s:?}");
+            let d = c.data();
+            let value = match d.const_map(ty) {
+                None if d.stream().is_some_and(|s| s.access_log) => Err(Status::NotFound),
+                None => Err(Status::BadArgument),
+                Some(map) => map.get(&key_s).map(<[u8]>::to_vec).ok_or(Status::NotFound),
+            };
+            match value {
+                Err(st) => ret(&c, "proxy_get_header_map_value", args, st),
+                Ok(v) => {
+                    let st = copy_out(&mut c, &v, vpp, vsp)?;
+                    ret(
+                        &c,
+                        "proxy_get_header_map_value",
+                        || format!("{} -> {}", args(), show(&v)),
+                        st,
+                    )
+                }
+            }
+        },
+    )?;
+
+    for (name, add) in [
+        ("proxy_replace_header_map_value", false),
+        ("proxy_add_header_map_value", true),
+    ] {
+        linker.func_wrap(
+            "env",
+            name,
+            move |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| {
+                allowed(&c, name)?;
+                let Some(ty) = MapType::from_code(ty) else {
+                    return ret(&c, name, || format!("{ty}"), Status::BadArgument);
+                };
+                let (key, value) = match (read(&c, kp, ks), read(&c, vp, vs)) {
+                    (Ok(k), Ok(v)) => (k, v),
+                    _ => return ret(&c, name, || format!("{ty:?}"), Status::InvalidMemoryAccess),
+                };
+                let st = match c.data_mut().map_mut(ty) {
+                    None => Status::BadArgument,
+                    Some(map) if add => {
+                        map.add(&key, &value);
+                        Status::Ok
+                    }
+                    Some(map) => {
+                        map.replace(&key, &value);
+                        Status::Ok
+                    }
+                };
+                ret(
+                    &c,
+                    name,
+                    || format!("{ty:?}, {}, {}", show(&key), show(&value)),
+                    st,
+                )
+            },
+        )?;
+    }
+
+    linker.func_wrap(
+        "env",
+        "proxy_remove_header_map_value",
+        |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32| {
+            allowed(&c, "proxy_remove_header_map_value")?;
+            let Some(ty) = MapType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_remove_header_map_value",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            let key = match read(&c, kp, ks) {
+                Ok(k) => k,
+                Err(st) => {
+                    return ret(
+                        &c,
+                        "proxy_remove_header_map_value",
+                        || format!("{ty:?}"),
+                        st,
+                    );
+                }
+            };
+            // Removing a key that is not there is fine.
+            let st = match c.data_mut().map_mut(ty) {
+                None => Status::BadArgument,
+                Some(map) => {
+                    map.remove(&key);
+                    Status::Ok
+                }
+            };
+            ret(
+                &c,
+                "proxy_remove_header_map_value",
+                || format!("{ty:?}, {}", show(&key)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_size",
+        |mut c: Ctx<'_>, ty: i32, rp: i32| {
+            allowed(&c, "proxy_get_header_map_size")?;
+            let Some(ty) = MapType::from_code(ty) else {
+                return ret(
+                    &c,
+                    "proxy_get_header_map_size",
+                    || format!("{ty}"),
+                    Status::BadArgument,
+                );
+            };
+            let st = match c.data_mut().map_mut(ty).map(|m| m.byte_size()) {
+                None => Status::BadArgument,
+                Some(size) => write_u32(&mut c, rp, size as u32)
+                    .err()
+                    .unwrap_or(Status::Ok),
+            };
+            ret(&c, "proxy_get_header_map_size", || format!("{ty:?}"), st)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_property",
+        |mut c: Ctx<'_>, pp: i32, ps: i32, vpp: i32, vsp: i32| {
+            allowed(&c, "proxy_get_property")?;
+            let path = match read(&c, pp, ps) {
+                Ok(p) => p,
+                Err(st) => return ret(&c, "proxy_get_property", String::new, st),
+            };
+            let shown = || show(&path).replace("\\0", ".").replace("\\u{0}", ".");
+            match property(c.data(), &path) {
+                Err(st) => ret(&c, "proxy_get_property", shown, st),
+                Ok(v) => {
+                    let st = copy_out(&mut c, &v, vpp, vsp)?;
+                    ret(
+                        &c,
+                        "proxy_get_property",
+                        || format!("{} -> {}", shown(), show(&v)),
+                        st,
+                    )
+                }
+            }
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_property",
+        |mut c: Ctx<'_>, pp: i32, ps: i32, vp: i32, vs: i32| {
+            allowed(&c, "proxy_set_property")?;
+            let (path, value) = match (read(&c, pp, ps), read(&c, vp, vs)) {
+                (Ok(p), Ok(v)) => (p, v),
+                _ => {
+                    return ret(
+                        &c,
+                        "proxy_set_property",
+                        String::new,
+                        Status::InvalidMemoryAccess,
+                    );
+                }
+            };
+            // Only a stream has filter state to write into.
+            let st = match c.data_mut().stream_mut() {
+                None => Status::NotFound,
+                Some(s) => {
+                    s.filter_state.insert(path.clone(), value.clone());
+                    Status::Ok
+                }
+            };
+            ret(
+                &c,
+                "proxy_set_property",
+                || format!("{}, {}", show(&path), show(&value)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_shared_data",
+        |mut c: Ctx<'_>, kp: i32, ks: i32, vpp: i32, vsp: i32, casp: i32| {
+            allowed(&c, "proxy_get_shared_data")?;
+            let key = match read(&c, kp, ks) {
+                Ok(k) => k,
+                Err(st) => return ret(&c, "proxy_get_shared_data", String::new, st),
+            };
+            let got = {
+                let d = c.data();
+                d.shared().get_data(&d.config.vm_id, &key)
+            };
+            let st = finish((|| {
+                let (value, cas) = try_status!(got);
+                let st = copy_out(&mut c, &value, vpp, vsp)?;
+                if st != Status::Ok {
+                    return Ok(Err(st));
+                }
+                Ok(write_u32(&mut c, casp, cas).map(|_| Status::Ok))
+            })())?;
+            ret(&c, "proxy_get_shared_data", || show(&key), st)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_shared_data",
+        |mut c: Ctx<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: i32| {
+            allowed(&c, "proxy_set_shared_data")?;
+            let (key, value) = match (read(&c, kp, ks), read(&c, vp, vs)) {
+                (Ok(k), Ok(v)) => (k, v),
+                _ => {
+                    return ret(
+                        &c,
+                        "proxy_set_shared_data",
+                        String::new,
+                        Status::InvalidMemoryAccess,
+                    );
+                }
+            };
+            let st = {
+                let d = c.data_mut();
+                let vm_id = d.config.vm_id.clone();
+                d.shared()
+                    .set_data(&vm_id, &key, &value, cas as u32)
+                    .err()
+                    .unwrap_or(Status::Ok)
+            };
+            ret(
+                &c,
+                "proxy_set_shared_data",
+                || format!("{}, {}, cas={cas}", show(&key), show(&value)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_register_shared_queue",
+        |mut c: Ctx<'_>, np: i32, ns: i32, tp: i32| {
+            allowed(&c, "proxy_register_shared_queue")?;
+            let name = match read(&c, np, ns) {
+                Ok(n) => n,
+                Err(st) => return ret(&c, "proxy_register_shared_queue", String::new, st),
+            };
+            let token = {
+                let d = c.data();
+                // `proxy_on_queue_ready` goes to the root context.
+                let owner = (d.worker, d.root_context);
+                d.shared().register_queue(&d.config.vm_id, &name, owner)
+            };
+            let st = write_u32(&mut c, tp, token).err().unwrap_or(Status::Ok);
+            ret(
+                &c,
+                "proxy_register_shared_queue",
+                || format!("{} -> {token}", show(&name)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_resolve_shared_queue",
+        |mut c: Ctx<'_>, vp: i32, vs: i32, np: i32, ns: i32, tp: i32| {
+            allowed(&c, "proxy_resolve_shared_queue")?;
+            let (vm_id, name) = match (read(&c, vp, vs), read(&c, np, ns)) {
+                (Ok(v), Ok(n)) => (v, n),
+                _ => {
+                    return ret(
+                        &c,
+                        "proxy_resolve_shared_queue",
+                        String::new,
+                        Status::InvalidMemoryAccess,
+                    );
+                }
+            };
+            let token = {
+                let d = c.data();
+                let vm_id = if vm_id.is_empty() {
+                    d.config.vm_id.clone()
+                } else {
+                    String::from_utf8_lossy(&vm_id).into_owned()
+                };
+                d.shared().resolve_queue(&vm_id, &name)
+            };
+            let st = match token {
+                None => Status::NotFound,
+                Some(t) => write_u32(&mut c, tp, t).err().unwrap_or(Status::Ok),
+            };
+            ret(
+                &c,
+                "proxy_resolve_shared_queue",
+                || format!("{}, {}", show(&vm_id), show(&name)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_dequeue_shared_queue",
+        |mut c: Ctx<'_>, token: i32, vpp: i32, vsp: i32| {
+            allowed(&c, "proxy_dequeue_shared_queue")?;
+            let got = c.data().shared().dequeue(token as u32);
+            let st = match got {
+                Err(st) => st,
+                Ok(v) => copy_out(&mut c, &v, vpp, vsp)?,
+            };
+            ret(&c, "proxy_dequeue_shared_queue", || format!("{token}"), st)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_enqueue_shared_queue",
+        |c: Ctx<'_>, token: i32, vp: i32, vs: i32| {
+            allowed(&c, "proxy_enqueue_shared_queue")?;
+            let st = match read(&c, vp, vs) {
+                Err(st) => st,
+                Ok(v) => c
+                    .data()
+                    .shared()
+                    .enqueue(token as u32, &v)
+                    .err()
+                    .unwrap_or(Status::Ok),
+            };
+            ret(&c, "proxy_enqueue_shared_queue", || format!("{token}"), st)
+        },
+    )?;
+
+    linker.func_wrap("env", "proxy_continue_stream", |mut c: Ctx<'_>, ty: i32| {
+        allowed(&c, "proxy_continue_stream")?;
+        let st = continue_stream(c.data_mut(), ty);
+        ret(&c, "proxy_continue_stream", || format!("{ty}"), st)
+    })?;
+    linker.func_wrap("env", "proxy_continue_request", |mut c: Ctx<'_>| {
+        allowed(&c, "proxy_continue_request")?;
+        let st = continue_stream(c.data_mut(), StreamType::HttpRequest as i32);
+        ret(&c, "proxy_continue_request", String::new, st)
+    })?;
+    linker.func_wrap("env", "proxy_continue_response", |mut c: Ctx<'_>| {
+        allowed(&c, "proxy_continue_response")?;
+        let st = continue_stream(c.data_mut(), StreamType::HttpResponse as i32);
+        ret(&c, "proxy_continue_response", String::new, st)
+    })?;
+
+    linker.func_wrap("env", "proxy_close_stream", |mut c: Ctx<'_>, ty: i32| {
+        allowed(&c, "proxy_close_stream")?;
+        let st = match StreamType::from_code(ty) {
+            None => Status::BadArgument,
+            Some(t) => {
+                if let Some(s) = c.data_mut().stream_mut() {
+                    s.closed.push(t);
+                }
+                Status::Ok
+            }
+        };
+        ret(&c, "proxy_close_stream", || format!("{ty}"), st)
+    })?;
+
+    linker.func_wrap("env", "proxy_clear_route_cache", |mut c: Ctx<'_>| {
+        allowed(&c, "proxy_clear_route_cache")?;
+        if let Some(s) = c.data_mut().stream_mut() {
+            s.route_cache_clears += 1;
+        }
+        ret(&c, "proxy_clear_route_cache", String::new, Status::Ok)
+    })?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_send_local_response",
+        |mut c: Ctx<'_>,
+         code: i32,
+         dp: i32,
+         ds: i32,
+         bp: i32,
+         bs: i32,
+         hp: i32,
+         hs: i32,
+         grpc: i32| {
+            allowed(&c, "proxy_send_local_response")?;
+            let (details, body, headers) =
+                match (read(&c, dp, ds), read(&c, bp, bs), read(&c, hp, hs)) {
+                    (Ok(d), Ok(b), Ok(h)) => (d, b, h),
+                    _ => {
+                        return ret(
+                            &c,
+                            "proxy_send_local_response",
+                            String::new,
+                            Status::InvalidMemoryAccess,
+                        );
+                    }
+                };
+            let response = LocalResponse {
+                status: code as u32,
+                details: String::from_utf8_lossy(&details)
+                    .chars()
+                    .map(|ch| if ch.is_whitespace() { '_' } else { ch })
+                    .collect(),
+                body,
+                headers: pairs::deserialize(&headers)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(&k).to_ascii_lowercase(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect(),
+                grpc_status: (0..=16).contains(&grpc).then_some(grpc as u32),
+            };
+            let shown = format!("{code}, {:?}", response.details);
+            // Outside a stream there is nobody to answer; Envoy still says Ok.
+            if let Some(s) = c.data_mut().stream_mut() {
+                s.local_response = Some(response);
+            }
+            ret(&c, "proxy_send_local_response", || shown, Status::Ok)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_http_call",
+        |mut c: Ctx<'_>,
+         up: i32,
+         us: i32,
+         hp: i32,
+         hs: i32,
+         bp: i32,
+         bs: i32,
+         tp: i32,
+         ts: i32,
+         timeout: i32,
+         tokp: i32| {
+            allowed(&c, "proxy_http_call")?;
+            let read_all = (
+                read(&c, up, us),
+                read(&c, hp, hs),
+                read(&c, bp, bs),
+                read(&c, tp, ts),
+            );
+            let (Ok(upstream), Ok(headers), Ok(body), Ok(trailers)) = read_all else {
+                return ret(
+                    &c,
+                    "proxy_http_call",
+                    String::new,
+                    Status::InvalidMemoryAccess,
+                );
+            };
+            let upstream = String::from_utf8_lossy(&upstream).into_owned();
+            let headers = HeaderMap::from_pairs(&pairs::deserialize(&headers));
+            let trailers = HeaderMap::from_pairs(&pairs::deserialize(&trailers));
+            // Verify the token's memory before anything happens, as Envoy does.
+            if write_u32(&mut c, tokp, 0).is_err() {
+                return ret(
+                    &c,
+                    "proxy_http_call",
+                    String::new,
+                    Status::InvalidMemoryAccess,
+                );
+            }
+            let d = c.data_mut();
+            let st = if timeout < 0
+                || !d.config.clusters.contains(&upstream)
+                || [":path", ":method", ":authority"]
+                    .iter()
+                    .any(|h| headers.get(h).is_none())
+            {
+                Status::BadArgument
+            } else {
+                Status::Ok
+            };
+            let mut token = 0;
+            if st == Status::Ok {
+                token = d.next_http_call;
+                d.next_http_call = d.next_http_call.wrapping_add(1);
+                let context_id = d.root_context;
+                d.http_calls.insert(
+                    token,
+                    HttpCall {
+                        token,
+                        upstream: upstream.clone(),
+                        headers: headers.to_vec(),
+                        body,
+                        trailers: trailers.to_vec(),
+                        timeout_ms: timeout as u32,
+                        context_id,
+                    },
+                );
+                let _ = write_u32(&mut c, tokp, token);
+            }
+            ret(
+                &c,
+                "proxy_http_call",
+                || format!("{upstream:?} -> {token}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_call",
+        |c: Ctx<'_>,
+         sp: i32,
+         ss: i32,
+         _a: i32,
+         _b: i32,
+         _d: i32,
+         _e: i32,
+         _f: i32,
+         _g: i32,
+         _h: i32,
+         _i: i32,
+         _timeout: i32,
+         _tokp: i32| {
+            allowed(&c, "proxy_grpc_call")?;
+            let st = grpc_target(&c, sp, ss);
+            ret(&c, "proxy_grpc_call", String::new, st)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_stream",
+        |c: Ctx<'_>,
+         sp: i32,
+         ss: i32,
+         _a: i32,
+         _b: i32,
+         _d: i32,
+         _e: i32,
+         _f: i32,
+         _g: i32,
+         _tokp: i32| {
+            allowed(&c, "proxy_grpc_stream")?;
+            let st = grpc_target(&c, sp, ss);
+            ret(&c, "proxy_grpc_stream", String::new, st)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        |c: Ctx<'_>, token: i32, _p: i32, _s: i32, _e: i32| {
+            allowed(&c, "proxy_grpc_send")?;
+            ret(
+                &c,
+                "proxy_grpc_send",
+                || format!("{token}"),
+                Status::NotFound,
+            )
+        },
+    )?;
+    linker.func_wrap("env", "proxy_grpc_cancel", |c: Ctx<'_>, token: i32| {
+        allowed(&c, "proxy_grpc_cancel")?;
+        ret(
+            &c,
+            "proxy_grpc_cancel",
+            || format!("{token}"),
+            Status::NotFound,
+        )
+    })?;
+    linker.func_wrap("env", "proxy_grpc_close", |c: Ctx<'_>, token: i32| {
+        allowed(&c, "proxy_grpc_close")?;
+        ret(
+            &c,
+            "proxy_grpc_close",
+            || format!("{token}"),
+            Status::NotFound,
+        )
+    })?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        |mut c: Ctx<'_>, codep: i32, mpp: i32, msp: i32| {
+            allowed(&c, "proxy_get_status")?;
+            let (code, msg) = c.data().status.clone();
+            let st = match write_u32(&mut c, codep, code) {
+                Err(st) => st,
+                Ok(()) => copy_out(&mut c, &msg, mpp, msp)?,
+            };
+            ret(
+                &c,
+                "proxy_get_status",
+                || format!("-> {code}, {}", show(&msg)),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut c: Ctx<'_>, id: i32| {
+            allowed(&c, "proxy_set_effective_context")?;
+            let id = id as u32;
+            let d = c.data_mut();
+            let st = if d.contexts.contains_key(&id) {
+                d.effective_context = id;
+                Status::Ok
+            } else {
+                Status::BadArgument
+            };
+            ret(&c, "proxy_set_effective_context", || format!("{id}"), st)
+        },
+    )?;
+
+    linker.func_wrap("env", "proxy_done", |mut c: Ctx<'_>| {
+        allowed(&c, "proxy_done")?;
+        let d = c.data_mut();
+        let st = if d.root_pending_done {
+            d.root_pending_done = false;
+            d.root_done = true;
+            Status::Ok
+        } else {
+            Status::NotFound
+        };
+        ret(&c, "proxy_done", String::new, st)
+    })?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |mut c: Ctx<'_>, np: i32, ns: i32, ap: i32, asz: i32, rpp: i32, rsp: i32| {
+            allowed(&c, "proxy_call_foreign_function")?;
+            let (name, args) = match (read(&c, np, ns), read(&c, ap, asz)) {
+                (Ok(n), Ok(a)) => (String::from_utf8_lossy(&n).into_owned(), a),
+                _ => {
+                    return ret(
+                        &c,
+                        "proxy_call_foreign_function",
+                        String::new,
+                        Status::InvalidMemoryAccess,
+                    );
+                }
+            };
+            let st = match name.as_str() {
+                // Envoy >= 1.33: clears the stream's route cache; no results.
+                "clear_route_cache" => {
+                    if let Some(s) = c.data_mut().stream_mut() {
+                        s.route_cache_clears += 1;
+                    }
+                    let mut st = Status::Ok;
+                    if rpp != 0 && write_u32(&mut c, rpp, 0).is_err() {
+                        st = Status::InvalidMemoryAccess;
+                    }
+                    if rsp != 0 && write_u32(&mut c, rsp, 0).is_err() {
+                        st = Status::InvalidMemoryAccess;
+                    }
+                    st
+                }
+                _ => Status::NotFound,
+            };
+            let d = c.data_mut();
+            let context_id = d.context();
+            d.foreign_calls.push(ForeignCall {
+                context_id,
+                name: name.clone(),
+                args,
+                status: st,
+            });
+            ret(
+                &c,
+                "proxy_call_foreign_function",
+                || format!("{name:?}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_define_metric",
+        |mut c: Ctx<'_>, ty: i32, np: i32, ns: i32, idp: i32| {
+            allowed(&c, "proxy_define_metric")?;
+            let name = match read(&c, np, ns) {
+                Ok(n) => String::from_utf8_lossy(&n).into_owned(),
+                Err(st) => return ret(&c, "proxy_define_metric", String::new, st),
+            };
+            let Some(ty) = MetricType::from_code(ty as u32) else {
+                return ret(
+                    &c,
+                    "proxy_define_metric",
+                    || format!("{ty}, {name:?}"),
+                    Status::BadArgument,
+                );
+            };
+            let d = c.data_mut();
+            let slot = &mut d.next_metric_id[ty as usize];
+            *slot += 4;
+            let id = *slot;
+            d.metric_ids.insert(id, (ty, name.clone()));
+            d.shared().metric_mut(ty, &name);
+            let st = write_u32(&mut c, idp, id).err().unwrap_or(Status::Ok);
+            ret(
+                &c,
+                "proxy_define_metric",
+                || format!("{ty:?}, {name:?} -> {id}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |mut c: Ctx<'_>, id: i32, offset: i64| {
+            allowed(&c, "proxy_increment_metric")?;
+            if id as u32 & 3 >= 2 {
+                return ret(
+                    &c,
+                    "proxy_increment_metric",
+                    || format!("{id}, {offset}"),
+                    Status::BadArgument,
+                );
+            }
+            let st = metric_update(c.data_mut(), id as u32, |ty, v| match (ty, v) {
+                (MetricType::Counter, MetricValue::Counter(n)) if offset > 0 => {
+                    *n = n.wrapping_add(offset as u64);
+                    Status::Ok
+                }
+                (MetricType::Gauge, MetricValue::Gauge(n)) => {
+                    *n = if offset >= 0 {
+                        n.wrapping_add(offset as u64)
+                    } else {
+                        n.wrapping_sub(offset.unsigned_abs())
+                    };
+                    Status::Ok
+                }
+                _ => Status::BadArgument,
+            });
+            ret(
+                &c,
+                "proxy_increment_metric",
+                || format!("{id}, {offset}"),
+                st,
+            )
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_record_metric",
+        |mut c: Ctx<'_>, id: i32, value: i64| {
+            allowed(&c, "proxy_record_metric")?;
+            let value = value as u64;
+            let st = metric_update(c.data_mut(), id as u32, |_, v| {
+                match v {
+                    MetricValue::Counter(n) => *n = n.wrapping_add(value),
+                    MetricValue::Gauge(n) => *n = value,
+                    MetricValue::Histogram(s) => s.push(value),
+                }
+                Status::Ok
+            });
+            ret(&c, "proxy_record_metric", || format!("{id}, {value}"), st)
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_get_metric",
+        |mut c: Ctx<'_>, id: i32, rp: i32| {
+            allowed(&c, "proxy_get_metric")?;
+            let id = id as u32;
+            let got = {
+                let d = c.data();
+                match (id & 3, d.metric_ids.get(&id)) {
+                    (0 | 1, None) => Err(Status::NotFound),
+                    (0 | 1, Some((ty, name))) => {
+                        let mut shared = d.shared();
+                        Ok(shared.metric_mut(*ty, name).value().unwrap_or(0))
+                    }
+                    _ => Err(Status::BadArgument),
+                }
+            };
+            let st = match got {
+                Err(st) => st,
+                Ok(v) => write_u64(&mut c, rp, v).err().unwrap_or(Status::Ok),
+            };
+            ret(&c, "proxy_get_metric", || format!("{id}"), st)
+        },
+    )?;
+
+    // Emscripten and pthread shims Envoy registers too.
+    linker.func_wrap(
+        "env",
+        "emscripten_notify_memory_growth",
+        |_: Ctx<'_>, _idx: i32| {},
+    )?;
+    linker.func_wrap("env", "pthread_equal", |_: Ctx<'_>, a: i32, b: i32| {
+        i32::from(a == b)
+    })?;
+    Ok(())
+}
+
+fn continue_stream(d: &mut HostState, ty: i32) -> Status {
+    match StreamType::from_code(ty) {
+        None => Status::BadArgument,
+        Some(StreamType::Upstream) => Status::Unimplemented,
+        Some(StreamType::Downstream) => Status::Ok,
+        Some(t) => {
+            if let Some(s) = d.stream_mut() {
+                s.continued.push(t);
+                // Envoy forgets the request's maps and body once a stream resumes.
+                s.live.request_headers = false;
+                s.live.request_body = false;
+                s.live.request_trailers = false;
+            }
+            Status::Ok
+        }
+    }
+}
+
+fn grpc_target(c: &Ctx<'_>, sp: i32, ss: i32) -> Status {
+    match read(c, sp, ss) {
+        Err(st) => st,
+        // An unknown cluster is a ParseFailure in Envoy; gRPC itself is not modelled here.
+        Ok(s)
+            if !c
+                .data()
+                .config
+                .clusters
+                .contains(&String::from_utf8_lossy(&s).into_owned()) =>
+        {
+            Status::ParseFailure
+        }
+        Ok(_) => Status::InternalFailure,
+    }
+}
+
+/// Apply `f` to metric `id`, by Envoy's rules: unknown ids are `NotFound`, except that an
+/// increment of a histogram (or of the unused type 3) is a `BadArgument` whatever the id.
+fn metric_update(
+    d: &mut HostState,
+    id: u32,
+    f: impl FnOnce(MetricType, &mut MetricValue) -> Status,
+) -> Status {
+    match d.metric_ids.get(&id) {
+        None => Status::NotFound,
+        Some((ty, name)) => {
+            let (ty, name) = (*ty, name.clone());
+            let mut shared = d.shared();
+            f(ty, shared.metric_mut(ty, &name))
+        }
+    }
+}
+
+/// Whether a context id names a root context.
+#[allow(dead_code)]
+pub(crate) fn is_root(d: &HostState, id: u32) -> bool {
+    d.contexts.get(&id) == Some(&ContextKind::Root)
+}
