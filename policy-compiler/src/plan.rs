@@ -19,6 +19,11 @@ pub fn build(c: Checked) -> Plan {
         splits: c.splits,
         override_: c.override_,
         shadow: c.shadow,
+        segments: c.rollout.segments,
+        outcomes: c.rollout.outcomes,
+        guards: c.rollout.guards,
+        ramp: c.rollout.ramp,
+        metrics: c.rollout.metrics,
     };
     plan.digest = digest(&plan);
     plan

@@ -10,9 +10,11 @@ mod cidr;
 mod decide;
 mod plan;
 mod request;
+mod rollout;
 
 pub use bucket::{Bucketed, murmur3_x86_32};
 pub use cidr::Cidr;
 pub use decide::{Decision, Reason};
 pub use plan::*;
 pub use request::{HeaderList, Request, cookie_value, query_value};
+pub use rollout::*;

@@ -1,0 +1,226 @@
+//! The rollout parts of the plan: what the filter measures (segments, outcomes, metrics) and how
+//! it ramps and rolls back (guards, ramp). Types only: the compiler writes them, the rollout
+//! engine executes them.
+//!
+//! Every rate, ratio and quantile is an integer in parts per million (`ppm`): 2% is `20_000`,
+//! a ratio of 1.2 is `1_200_000`, p99 is `990_000`. Weights are basis points, as in lanes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{ArmId, Lane, Plan, PlanError, is_header_name};
+
+/// Parts per million: the unit of every rate, ratio and quantile in the plan.
+pub const PPM: u32 = 1_000_000;
+
+/// A named request attribute, read from a request header, that metrics and guards break down by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    pub name: String,
+    /// The request header carrying the attribute (lower case).
+    pub header: String,
+    /// Known values. Any other value (or none) counts as `other`. Empty: the value as sent
+    /// (the engine should bound how many distinct values it keeps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// The model's decision on one response, reduced to positive or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    pub name: String,
+    pub source: OutcomeSource,
+    pub positive: Positive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OutcomeSource {
+    /// A response header (lower case).
+    Header { name: String },
+    /// A field of a JSON response body, e.g. `outputs[0].data[0]` as
+    /// `[{"key":"outputs"},{"index":0},{"key":"data"},{"index":0}]`.
+    Json { path: Vec<PathStep> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PathStep {
+    Key(String),
+    Index(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Positive {
+    /// The value (a string, or a number or boolean as JSON writes it) is one of these; sorted.
+    Equals { any_of: Vec<String> },
+    /// The value is a number strictly above this.
+    Above { value: f64 },
+}
+
+/// A health condition over a window. A breach rolls back or holds the ramp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    pub name: String,
+    /// The arms watched (never the stable arm, which is the baseline).
+    pub arms: Vec<ArmId>,
+    pub metric: GuardMetric,
+    pub window_seconds: u32,
+    /// No verdict before a watched arm has this many samples in the window.
+    pub min_samples: u32,
+    pub on_breach: Breach,
+}
+
+/// The bounds are all optional; a guard breaches when any bound it sets is crossed.
+/// `*_ratio_ppm` compare the arm with the stable arm over the same window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GuardMetric {
+    /// Share of responses that are 5xx, local replies or resets.
+    ErrorRate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ppm: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ratio_ppm: Option<u32>,
+    },
+    /// A latency quantile (request headers to response headers).
+    Latency {
+        quantile_ppm: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ms: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ratio_ppm: Option<u32>,
+    },
+    /// Share of responses whose outcome is positive, overall or per segment value.
+    OutcomeRate {
+        /// Index into [`Plan::outcomes`].
+        outcome: u8,
+        /// Index into [`Plan::segments`]: evaluate the guard for each segment value separately.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        segment: Option<u8>,
+        /// Only these segment values (sorted); empty: every value of the segment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        segment_values: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ppm: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_ppm: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_ratio_ppm: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_ratio_ppm: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Breach {
+    /// Send every new request to the stable arm.
+    Rollback,
+    /// Stay at the current step until the guard recovers.
+    Hold,
+}
+
+/// Raise one arm's weight in steps. Step 0 is where a fresh policy starts; the split's own lanes
+/// are step 0's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// Index into [`Plan::splits`].
+    pub split: u16,
+    pub arm: ArmId,
+    pub steps: Vec<RampStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RampStep {
+    /// The arm's weight in basis points.
+    pub weight: u32,
+    pub min_duration_seconds: u32,
+    /// Samples the ramped arm needs at this step before it may advance (0: the guards' own).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_samples: u32,
+    /// All must pass before the next step.
+    pub gates: Vec<Gate>,
+    /// The split's complete lanes at this step (precomputed: the filter swaps them in).
+    pub lanes: Vec<Lane>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Every guard has its minimum samples and none breaches.
+    Healthy,
+    /// An operator approves the next step.
+    Manual,
+}
+
+/// What the filter exports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Label names, from `arm`, `rule`, `segment`, `class`, `outcome`.
+    pub labels: Vec<String>,
+    /// Latency histogram bucket bounds in microseconds, increasing.
+    pub latency_buckets_us: Vec<u32>,
+}
+
+impl Plan {
+    /// Index checks for the rollout fields, so that the engine can index without panicking.
+    pub fn check_rollout(&self) -> Result<(), PlanError> {
+        let err = |m: String| Err(PlanError(m));
+        let arm_ok = |a: ArmId| usize::from(a) < self.arms.len();
+        for s in &self.segments {
+            if !is_header_name(&s.header) {
+                return err(format!(
+                    "segment `{}` reads a header that is not a lower-case header name",
+                    s.name
+                ));
+            }
+        }
+        for g in &self.guards {
+            if g.arms.iter().any(|a| !arm_ok(*a)) {
+                return err(format!("guard `{}` watches a missing arm", g.name));
+            }
+            if let GuardMetric::OutcomeRate {
+                outcome, segment, ..
+            } = &g.metric
+            {
+                if usize::from(*outcome) >= self.outcomes.len()
+                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len())
+                {
+                    return err(format!(
+                        "guard `{}` refers to a missing outcome or segment",
+                        g.name
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &self.ramp {
+            let Some(split) = self.splits.get(usize::from(r.split)) else {
+                return err("the ramp refers to a missing split".into());
+            };
+            let bound = match split.hash.reduce {
+                crate::plan::Reduce::MulShift { scale } => scale,
+                crate::plan::Reduce::Modulo { modulus } => modulus,
+            };
+            if !arm_ok(r.arm)
+                || r.steps
+                    .iter()
+                    .flat_map(|s| &s.lanes)
+                    .any(|l| !arm_ok(l.arm) || l.start > l.end || l.end > bound)
+            {
+                return err("the ramp refers to a missing arm or has a lane out of range".into());
+            }
+        }
+        Ok(())
+    }
+}
