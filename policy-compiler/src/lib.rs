@@ -7,10 +7,13 @@
 
 pub mod ast;
 pub mod diag;
+pub mod explain;
+pub mod format;
 pub mod lint;
 pub mod lower;
 pub mod plan;
 pub mod rollout;
+pub mod schema;
 pub mod syntax;
 pub mod validate;
 

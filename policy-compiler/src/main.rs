@@ -25,6 +25,12 @@ enum Command {
     Check(cmd::check::Args),
     /// Compile a policy to its plan (JSON).
     Compile(cmd::compile::Args),
+    /// Show how one request would be routed, step by step.
+    Explain(cmd::explain::Args),
+    /// Rewrite policies in canonical layout, keeping comments.
+    Fmt(cmd::fmt::Args),
+    /// Print the policy's JSON Schema, for editors.
+    Schema(cmd::schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cmd::check::run(args),
         Command::Compile(args) => cmd::compile::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+        Command::Fmt(args) => cmd::fmt::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
     };
     ExitCode::from(code)
 }

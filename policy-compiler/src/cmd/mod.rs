@@ -2,6 +2,9 @@
 
 pub mod check;
 pub mod compile;
+pub mod explain;
+pub mod fmt;
+pub mod schema;
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -1,3 +1,5 @@
 //! The compiler's one integration-test binary.
 
+mod cli;
 mod compile;
+mod vectors;

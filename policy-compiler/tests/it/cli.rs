@@ -1,0 +1,179 @@
+//! The `serin` binary: exit codes, outputs and formats.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn serin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_serin"))
+        .args(args)
+        .output()
+        .expect("serin runs")
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("serin-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const WARNS: &str = "[policy]\nname = \"w\"\n[arms.stable]\n[arms.canary]\n[split]\nkey = \"header:x-u\"\nweights = { stable = 90, canary = 5 }\n";
+
+#[test]
+fn check_exit_codes() {
+    for ex in [
+        "fraud-model.toml",
+        "percent-canary.toml",
+        "header-testers.toml",
+        "multi-step-ramp.toml",
+    ] {
+        let out = serin(&["check", "--deny-warnings", &example(ex)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{ex}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let warns = temp("warns.toml", WARNS);
+    assert_eq!(serin(&["check", &warns]).status.code(), Some(0));
+    assert_eq!(
+        serin(&["check", "--deny-warnings", &warns]).status.code(),
+        Some(2)
+    );
+    let bad = temp("bad.toml", "[policy]\nname = 1\n");
+    let out = serin(&["check", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:2:8"), "{stderr}");
+    assert_eq!(serin(&["check"]).status.code(), Some(64));
+    assert_eq!(
+        serin(&["check", "--format", "yaml", &bad]).status.code(),
+        Some(64)
+    );
+}
+
+#[test]
+fn check_json_report() {
+    let warns = temp("warns-json.toml", WARNS);
+    let out = serin(&["check", "--format", "json", &warns]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"], 1);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "weights-do-not-sum");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(7), Some(11))
+    );
+}
+
+#[test]
+fn compile_writes_the_plan() {
+    let out_path = temp("plan.json", "");
+    let out = serin(&["compile", &example("percent-canary.toml"), "-o", &out_path]);
+    assert_eq!(out.status.code(), Some(0));
+    let bytes = std::fs::read(&out_path).unwrap();
+    let plan = serin_policy::Plan::from_json(bytes.trim_ascii_end()).unwrap();
+    assert_eq!(plan.policy, "fraud-model-v2");
+    let ast = serin(&["compile", "--emit", "ast", &example("percent-canary.toml")]);
+    let v: serde_json::Value = serde_json::from_slice(&ast.stdout).unwrap();
+    assert_eq!(v["name"]["v"], "fraud-model-v2");
+}
+
+#[test]
+fn explain_json_has_the_trace() {
+    let out = serin(&[
+        "explain",
+        &example("percent-canary.toml"),
+        "--header",
+        "x-user-id=u-42",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = serin_policy::murmur3_x86_32(
+        b"",
+        b"u-42",
+        serin_policy::murmur3_x86_32(b"", b"fraud-v2", 0),
+    );
+    assert_eq!(v["hash"], hash);
+    assert_eq!(v["bucket"], ((u64::from(hash) * 10_000) >> 32));
+    assert_eq!(
+        v["arm"],
+        if (u64::from(hash) * 10_000) >> 32 < 500 {
+            "canary"
+        } else {
+            "stable"
+        }
+    );
+    assert!(v["rule"].is_null());
+
+    let out = serin(&[
+        "explain",
+        &example("header-testers.toml"),
+        "--header",
+        "X-Team=ml-platform",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["arm"].as_str(), v["rule"].as_str()),
+        (Some("canary"), Some("ml team"))
+    );
+    assert_eq!(
+        serin(&[
+            "explain",
+            &example("header-testers.toml"),
+            "--header",
+            "novalue"
+        ])
+        .status
+        .code(),
+        Some(64)
+    );
+}
+
+#[test]
+fn fmt_check_and_rewrite() {
+    let messy = temp(
+        "messy.toml",
+        "[policy]\nname=\"m\"  # keep me\n[arms.stable]\n",
+    );
+    assert_eq!(serin(&["fmt", "--check", &messy]).status.code(), Some(1));
+    assert_eq!(serin(&["fmt", &messy]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        "[policy]\nname = \"m\"  # keep me\n\n[arms.stable]\n"
+    );
+    assert_eq!(serin(&["fmt", "--check", &messy]).status.code(), Some(0));
+    for ex in [
+        "fraud-model.toml",
+        "percent-canary.toml",
+        "header-testers.toml",
+        "multi-step-ramp.toml",
+    ] {
+        assert_eq!(
+            serin(&["fmt", "--check", &example(ex)]).status.code(),
+            Some(0),
+            "{ex} is not formatted"
+        );
+    }
+}
+
+#[test]
+fn schema_is_json() {
+    let out = serin(&["schema"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "Serin policy");
+}
