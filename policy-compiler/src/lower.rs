@@ -71,6 +71,8 @@ pub mod keys {
     pub const METRICS: &[&str] = &["labels", "latency_buckets_ms"];
 }
 
+const TOP_LEVEL: &str = "the policy file";
+
 /// A table whose keys were checked against the allowed set.
 struct Obj<'a> {
     entries: &'a [Entry],
@@ -123,7 +125,11 @@ impl Lower {
             if !allowed.contains(&e.key.as_str()) {
                 let mut d = Diagnostic::error(
                     "unknown-key",
-                    format!("unknown key `{}` in `{what}`", e.key),
+                    if what == TOP_LEVEL {
+                        format!("unknown top-level key `{}`", e.key)
+                    } else {
+                        format!("unknown key `{}` in `{what}`", e.key)
+                    },
                     e.key_span.clone(),
                 )
                 .with_label("unknown key");
@@ -326,7 +332,7 @@ impl Lower {
     }
 
     fn policy(&mut self, root: &Node) -> Option<Policy> {
-        let top = self.table(root, "policy file", keys::TOP)?;
+        let top = self.table(root, TOP_LEVEL, keys::TOP)?;
         let header = match top.node("policy") {
             Some(n) => self.table(n, "policy", keys::POLICY),
             None => {

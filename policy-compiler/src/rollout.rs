@@ -177,7 +177,7 @@ fn not_applicable(cx: &mut Ctx<'_>, g: &GuardDef, field: Option<Span>, key: &str
         cx.err(
             Diagnostic::error(
                 "guard-field",
-                format!("`{key}` does not apply to a `{}` guard", g.metric.v),
+                format!("`{key}` does not apply to `{}` guards", g.metric.v),
                 span,
             )
             .with_label("not used by this metric"),

@@ -2,4 +2,5 @@
 
 mod cli;
 mod compile;
+mod corpus;
 mod vectors;
