@@ -5,6 +5,7 @@
 //! The plan is the only contract between the compiler and the filter (see ARCHITECTURE.md).
 #![forbid(unsafe_code)]
 
+pub mod guard;
 mod bucket;
 mod cidr;
 mod decide;
