@@ -11,6 +11,7 @@ mod cidr;
 mod decide;
 mod plan;
 mod request;
+pub mod sim;
 mod rollout;
 
 pub use bucket::{Bucketed, murmur3_x86_32};

@@ -1,0 +1,469 @@
+//! The rollout engine in virtual time: synthetic traffic through the real bucketing, window,
+//! sequential tests and state machine, for `serin simulate` and for the detection-quality
+//! evidence in BENCHMARKS.md.
+//!
+//! A [`Scenario`] describes the traffic (arrival rate, per-arm error rates, lognormal
+//! latencies, outcome rates per segment value and the segment mix); [`run`] plays it `runs`
+//! times with seeds `seed, seed + 1, …` against a plan's guards and ramp, and returns a
+//! [`Report`] that serializes to JSON and prints as a table ([`Report::table`]).
+//!
+//! Randomness comes from SplitMix64 (Steele, Lea and Flood, 2014) rather than a crate: this
+//! module lives in the engine crate, which keeps no runtime dependencies beyond serde, and a
+//! simulation only needs a fast, seedable, reproducible stream, not cryptographic quality.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::guard::{FULL_WEIGHT, Params, Phase, Role, Rollout, Window, segment_value_index};
+use crate::murmur3_x86_32;
+use crate::plan::Plan;
+
+/// One arm's behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArmModel {
+    /// Share of requests that fail with a 503.
+    pub error_rate: f64,
+    /// Median latency (ms) of a lognormal distribution.
+    pub latency_median_ms: f64,
+    /// σ of the latency's logarithm.
+    pub latency_sigma: f64,
+    /// Positive-outcome rate per segment value (same order as [`Scenario::segment_mix`]); a
+    /// missing entry uses `positive_rate`.
+    pub positive_by_segment: Vec<f64>,
+    /// Positive-outcome rate where no per-segment rate is given.
+    pub positive_rate: f64,
+}
+
+impl Default for ArmModel {
+    fn default() -> Self {
+        ArmModel {
+            error_rate: 0.01,
+            latency_median_ms: 50.0,
+            latency_sigma: 0.5,
+            positive_by_segment: Vec::new(),
+            positive_rate: 0.05,
+        }
+    }
+}
+
+/// A segment value and its share of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentShare {
+    pub value: String,
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// The first seed; run `i` uses `seed + i`.
+    pub seed: u64,
+    pub runs: u32,
+    /// Poisson arrival rate.
+    pub requests_per_second: f64,
+    /// A run that has neither promoted nor rolled back by then counts as undecided.
+    pub max_seconds: u32,
+    /// How often the engine ticks.
+    pub tick_ms: u32,
+    /// Workers, each with its own window merged into the shared one on every tick.
+    pub workers: u32,
+    /// The canary's share (basis points) when the plan has no ramp.
+    pub canary_weight: u32,
+    pub stable: ArmModel,
+    pub canary: ArmModel,
+    /// Index into the plan's segments that `segment_mix` gives values of.
+    pub segment: u8,
+    pub segment_mix: Vec<SegmentShare>,
+    /// Index into the plan's outcomes that the arms' positive rates are for.
+    pub outcome: u8,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            seed: 1,
+            runs: 100,
+            requests_per_second: 200.0,
+            max_seconds: 1800,
+            tick_ms: 1000,
+            workers: 1,
+            canary_weight: 500,
+            stable: ArmModel::default(),
+            canary: ArmModel::default(),
+            segment: 0,
+            segment_mix: Vec::new(),
+            outcome: 0,
+        }
+    }
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum RunEnd {
+    Promoted,
+    RolledBack { guard: String },
+    Held { guard: String },
+    Undecided,
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub seed: u64,
+    pub end: RunEnd,
+    /// When it ended (or the horizon), in seconds of virtual time.
+    pub seconds: f64,
+    /// Canary requests sent until then.
+    pub canary_requests: u64,
+    pub requests: u64,
+    /// Canary requests sent at a weight, against what that weight promised.
+    pub expected_canary: f64,
+}
+
+/// Median, 90th percentile and mean of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub n: usize,
+    pub median: f64,
+    pub p90: f64,
+    pub mean: f64,
+}
+
+impl Summary {
+    pub fn of(mut xs: Vec<f64>) -> Option<Summary> {
+        if xs.is_empty() {
+            return None;
+        }
+        xs.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| {
+            let pos = q * (xs.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            xs[lo] + (xs[hi] - xs[lo]) * (pos - lo as f64)
+        };
+        Some(Summary {
+            n: xs.len(),
+            median: at(0.5),
+            p90: at(0.9),
+            mean: xs.iter().sum::<f64>() / xs.len() as f64,
+        })
+    }
+}
+
+/// The outcome of [`run`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub policy: String,
+    pub runs: u32,
+    pub promoted: u32,
+    pub rolled_back: u32,
+    pub held: u32,
+    pub undecided: u32,
+    pub rollback_rate: f64,
+    /// The rollback rate when both arms behave identically (an A/A scenario): every rollback
+    /// is a false one.
+    pub false_rollback_rate: Option<f64>,
+    pub canary_requests_to_rollback: Option<Summary>,
+    pub seconds_to_rollback: Option<Summary>,
+    pub canary_requests_to_promotion: Option<Summary>,
+    pub seconds_to_promotion: Option<Summary>,
+    pub rollbacks_by_guard: BTreeMap<String, u32>,
+    /// Canary requests sent, over all runs, against what the weights in force promised.
+    pub split_expected_canary: f64,
+    pub split_actual_canary: u64,
+    /// `(actual - expected) / expected`.
+    pub split_relative_error: f64,
+    pub results: Vec<RunResult>,
+}
+
+/// SplitMix64: see the module docs for why not a crate.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `(0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// A standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Play `scenario` against the plan's guards and ramp.
+pub fn run(plan: &Plan, params: &Params, scenario: &Scenario) -> Report {
+    let rollout = Rollout::from_plan(plan, params.clone());
+    let results: Vec<RunResult> = (0..scenario.runs)
+        .map(|i| {
+            run_once(
+                plan,
+                &rollout,
+                scenario,
+                scenario.seed.wrapping_add(u64::from(i)),
+            )
+        })
+        .collect();
+    summarize(plan, scenario, results)
+}
+
+/// One run with one seed.
+pub fn run_once(plan: &Plan, rollout: &Rollout, scenario: &Scenario, seed: u64) -> RunResult {
+    let mut rng = SplitMix64(seed);
+    let workers = scenario.workers.clamp(1, 64) as usize;
+    let mut shared = rollout.window();
+    let mut local: Vec<Window> = (0..workers).map(|_| rollout.window()).collect();
+    let mut state = rollout.fresh();
+    let tick_ms = f64::from(scenario.tick_ms.max(1));
+    let horizon = f64::from(scenario.max_seconds) * 1000.0;
+    let rate_per_ms = scenario.requests_per_second.max(1e-9) / 1000.0;
+    let hash_seed = (seed as u32) ^ 0x5EED;
+    let segment = plan.segments.get(usize::from(scenario.segment));
+    let value_index: Vec<u16> = scenario
+        .segment_mix
+        .iter()
+        .map(|s| segment.map_or(0, |seg| segment_value_index(seg, Some(s.value.as_bytes()))))
+        .collect();
+    let total_share: f64 = scenario.segment_mix.iter().map(|s| s.share.max(0.0)).sum();
+
+    let mut result = RunResult {
+        seed,
+        end: RunEnd::Undecided,
+        seconds: 0.0,
+        canary_requests: 0,
+        requests: 0,
+        expected_canary: 0.0,
+    };
+    let mut t = 0.0f64;
+    let mut next_tick = 0.0f64;
+    let mut weight = 0u32;
+    loop {
+        t += -rng.unit().ln() / rate_per_ms;
+        while next_tick <= t.min(horizon) {
+            let now = next_tick as u64;
+            if workers > 1 {
+                for w in local.iter_mut() {
+                    shared.merge(w);
+                    w.clear();
+                }
+            }
+            rollout.tick(&mut state, now, &shared);
+            weight = rollout
+                .canary_weight(&state)
+                .unwrap_or(scenario.canary_weight)
+                .min(FULL_WEIGHT);
+            let end = match state.phase {
+                Phase::Promoted => Some(RunEnd::Promoted),
+                Phase::RolledBack { guard } => Some(RunEnd::RolledBack {
+                    guard: guard_name(rollout, guard),
+                }),
+                _ => None,
+            };
+            if let Some(end) = end {
+                result.end = end;
+                result.seconds = next_tick / 1000.0;
+                return result;
+            }
+            next_tick += tick_ms;
+        }
+        if t >= horizon {
+            if let Phase::Held { guard, .. } = state.phase {
+                result.end = RunEnd::Held {
+                    guard: guard_name(rollout, guard),
+                };
+            }
+            result.seconds = horizon / 1000.0;
+            return result;
+        }
+        // Route through the real bucketing with a fresh random key.
+        let key = rng.next_u64().to_le_bytes();
+        let h = murmur3_x86_32(&[], &key, hash_seed);
+        let canary = (((u64::from(h) * u64::from(FULL_WEIGHT)) >> 32) as u32) < weight;
+        result.requests += 1;
+        result.expected_canary += f64::from(weight) / f64::from(FULL_WEIGHT);
+        let (role, model) = if canary {
+            result.canary_requests += 1;
+            (Role::Canary, &scenario.canary)
+        } else {
+            (Role::Stable, &scenario.stable)
+        };
+        // One worker records straight into the shared window (merging would change nothing).
+        let w = if workers > 1 {
+            &mut local[(rng.next_u64() % workers as u64) as usize]
+        } else {
+            &mut shared
+        };
+        let now = t as u64;
+        w.record_request(now, role);
+        let latency_ms =
+            model.latency_median_ms.max(0.0) * (model.latency_sigma * rng.normal()).exp();
+        let done = (t + latency_ms) as u64;
+        let status = if rng.chance(model.error_rate) {
+            503
+        } else {
+            200
+        };
+        w.record_response(done, role, status, (latency_ms * 1000.0) as u64, false);
+        if status == 200 {
+            let mut pick = rng.unit() * total_share;
+            let mut which = None;
+            for (i, s) in scenario.segment_mix.iter().enumerate() {
+                pick -= s.share.max(0.0);
+                if pick < 0.0 {
+                    which = Some(i);
+                    break;
+                }
+            }
+            let p = which
+                .and_then(|i| model.positive_by_segment.get(i))
+                .copied()
+                .unwrap_or(model.positive_rate);
+            let positive = rng.chance(p);
+            let v = which.and_then(|i| value_index.get(i)).copied().unwrap_or(0);
+            let seg = scenario.segment;
+            for cell in rollout
+                .layout
+                .cells_for(scenario.outcome, |s| if s == seg { v } else { u16::MAX })
+            {
+                w.record_outcome(done, role, cell, positive);
+            }
+        }
+    }
+}
+
+fn guard_name(rollout: &Rollout, guard: u16) -> String {
+    rollout
+        .guard_names
+        .get(usize::from(guard))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn summarize(plan: &Plan, scenario: &Scenario, results: Vec<RunResult>) -> Report {
+    let count = |f: fn(&RunEnd) -> bool| results.iter().filter(|r| f(&r.end)).count() as u32;
+    let runs = results.len() as u32;
+    let rolled_back = count(|e| matches!(e, RunEnd::RolledBack { .. }));
+    let rollback_rate = if runs == 0 {
+        0.0
+    } else {
+        f64::from(rolled_back) / f64::from(runs)
+    };
+    let pick = |f: fn(&RunEnd) -> bool, g: fn(&RunResult) -> f64| {
+        Summary::of(results.iter().filter(|r| f(&r.end)).map(g).collect())
+    };
+    let is_rb: fn(&RunEnd) -> bool = |e| matches!(e, RunEnd::RolledBack { .. });
+    let is_pr: fn(&RunEnd) -> bool = |e| matches!(e, RunEnd::Promoted);
+    let mut rollbacks_by_guard = BTreeMap::new();
+    for r in &results {
+        if let RunEnd::RolledBack { guard } = &r.end {
+            *rollbacks_by_guard.entry(guard.clone()).or_insert(0) += 1;
+        }
+    }
+    let expected: f64 = results.iter().map(|r| r.expected_canary).sum();
+    let actual: u64 = results.iter().map(|r| r.canary_requests).sum();
+    Report {
+        policy: plan.policy.clone(),
+        runs,
+        promoted: count(|e| matches!(e, RunEnd::Promoted)),
+        rolled_back,
+        held: count(|e| matches!(e, RunEnd::Held { .. })),
+        undecided: count(|e| matches!(e, RunEnd::Undecided)),
+        rollback_rate,
+        false_rollback_rate: (scenario.stable == scenario.canary).then_some(rollback_rate),
+        canary_requests_to_rollback: pick(is_rb, |r| r.canary_requests as f64),
+        seconds_to_rollback: pick(is_rb, |r| r.seconds),
+        canary_requests_to_promotion: pick(is_pr, |r| r.canary_requests as f64),
+        seconds_to_promotion: pick(is_pr, |r| r.seconds),
+        rollbacks_by_guard,
+        split_expected_canary: expected,
+        split_actual_canary: actual,
+        split_relative_error: if expected > 0.0 {
+            (actual as f64 - expected) / expected
+        } else {
+            0.0
+        },
+        results,
+    }
+}
+
+impl Report {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let pct = |x: f64| format!("{:.2}%", x * 100.0);
+        let _ = writeln!(s, "policy {}: {} runs", self.policy, self.runs);
+        let _ = writeln!(s, "  {:<32} {:>10}", "promoted", self.promoted);
+        let _ = writeln!(s, "  {:<32} {:>10}", "rolled back", self.rolled_back);
+        let _ = writeln!(s, "  {:<32} {:>10}", "held", self.held);
+        let _ = writeln!(s, "  {:<32} {:>10}", "undecided", self.undecided);
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>10}",
+            "rollback rate",
+            pct(self.rollback_rate)
+        );
+        if let Some(f) = self.false_rollback_rate {
+            let _ = writeln!(s, "  {:<32} {:>10}", "false-rollback rate (A/A)", pct(f));
+        }
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>10} {:>10} {:>10}",
+            "", "median", "p90", "mean"
+        );
+        for (name, sum) in [
+            (
+                "canary requests to rollback",
+                self.canary_requests_to_rollback,
+            ),
+            ("seconds to rollback", self.seconds_to_rollback),
+            (
+                "canary requests to promotion",
+                self.canary_requests_to_promotion,
+            ),
+            ("seconds to promotion", self.seconds_to_promotion),
+        ] {
+            match sum {
+                Some(x) => {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<32} {:>10.0} {:>10.0} {:>10.0}",
+                        x.median, x.p90, x.mean
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  {name:<32} {:>10}", "-");
+                }
+            }
+        }
+        for (guard, n) in &self.rollbacks_by_guard {
+            let _ = writeln!(s, "  {:<32} {:>10}", format!("rollbacks by `{guard}`"), n);
+        }
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>10} (expected {:.0}, {:+.2}%)",
+            "split: canary requests",
+            self.split_actual_canary,
+            self.split_expected_canary,
+            self.split_relative_error * 100.0
+        );
+        s
+    }
+}
