@@ -31,6 +31,9 @@ mod shared;
 mod state;
 mod wasi;
 
+#[cfg(test)]
+mod conformance;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use wasmtime::{Engine, Linker, Module, Store, TypedFunc};
+use wasmtime::{Engine, Instance, Linker, Module, Store, TypedFunc};
 
 pub use abi::{Action, BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 pub use headers::HeaderMap;
@@ -164,8 +167,11 @@ pub fn filter_wasm_path() -> PathBuf {
 
 /// The filter's wasm bytes, or an error that says how to build them.
 pub fn filter_wasm() -> Result<Vec<u8>> {
-    let path = filter_wasm_path();
-    std::fs::read(&path).with_context(|| {
+    read_filter_wasm(&filter_wasm_path())
+}
+
+fn read_filter_wasm(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
         format!(
             "cannot read the filter module at `{}`: run `cargo xtask wasm` to build it \
              (or point SERIN_FILTER_WASM at a built filter.wasm)",
@@ -310,6 +316,8 @@ impl Host {
     }
 }
 
+type HttpCallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
+
 /// The module's exported callbacks, as far as it has them.
 struct Callbacks {
     on_context_create: Option<TypedFunc<(i32, i32), ()>>,
@@ -326,7 +334,7 @@ struct Callbacks {
     on_response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     on_response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     on_response_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<HttpCallResponseFn>,
     on_foreign_function: Option<TypedFunc<(i32, i32, i32), ()>>,
 }
 
@@ -334,6 +342,8 @@ struct Callbacks {
 pub struct Worker {
     host: Host,
     store: Store<HostState>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    instance: Instance,
     callbacks: Callbacks,
     failure: Option<String>,
     vm_started: bool,
@@ -397,6 +407,7 @@ impl Worker {
         let mut w = Worker {
             host,
             store,
+            instance,
             callbacks,
             failure: None,
             vm_started: false,
@@ -545,14 +556,16 @@ impl Worker {
     /// A new HTTP stream. Its context is created in the VM when its headers are sent.
     pub fn request(&mut self) -> Stream<'_> {
         let id = self.new_context(ContextKind::Http);
-        let mut s = StreamState::default();
-        s.request_headers = HeaderMap::from_pairs(&[
-            (":authority", "example.com"),
-            (":path", "/"),
-            (":method", "GET"),
-            (":scheme", "http"),
-        ]);
-        s.end_of_stream = true;
+        let s = StreamState {
+            request_headers: HeaderMap::from_pairs(&[
+                (":authority", "example.com"),
+                (":path", "/"),
+                (":method", "GET"),
+                (":scheme", "http"),
+            ]),
+            end_of_stream: true,
+            ..StreamState::default()
+        };
         self.store.data_mut().streams.insert(id, s);
         Stream { worker: self, id }
     }

@@ -75,11 +75,14 @@ pub(crate) struct QueueReady {
     pub token: u32,
 }
 
+/// Key -> (value, CAS) within one vm_id.
+type KeyValues = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub clock: Clock,
     /// vm_id -> key -> (value, cas).
-    data: HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>,
+    data: HashMap<String, KeyValues>,
     next_cas: u32,
     queues: HashMap<u32, Queue>,
     queue_tokens: HashMap<(String, Vec<u8>), u32>,
@@ -135,10 +138,11 @@ impl Shared {
             .get(vm_id)
             .and_then(|m| m.get(key))
             .map(|(_, c)| *c);
-        if let Some(current) = exists {
-            if cas != 0 && cas != current {
-                return Err(Status::CasMismatch);
-            }
+        if let Some(current) = exists
+            && cas != 0
+            && cas != current
+        {
+            return Err(Status::CasMismatch);
         }
         let new_cas = self.take_cas();
         self.data
