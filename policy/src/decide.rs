@@ -4,7 +4,9 @@
 use subtle::ConstantTimeEq;
 
 use crate::bucket::Bucketed;
-use crate::plan::{Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, SERIN_SCALE, Shadow, Split, Test};
+use crate::plan::{
+    Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, SERIN_SCALE, Shadow, Split, Test,
+};
 use crate::request::Request;
 
 /// Why an arm was chosen.
@@ -38,7 +40,11 @@ pub struct Decision {
 impl Plan {
     /// Choose the arm for a request.
     pub fn decide(&self, req: &impl Request) -> Decision {
-        if let Some(arm) = self.override_.as_ref().and_then(|o| self.forced_arm(o, req)) {
+        if let Some(arm) = self
+            .override_
+            .as_ref()
+            .and_then(|o| self.forced_arm(o, req))
+        {
             return Decision::fixed(arm, Reason::Override);
         }
         let (action, reason) = self
@@ -46,7 +52,9 @@ impl Plan {
             .iter()
             .enumerate()
             .find(|(_, rule)| rule.all.iter().all(|m| m.holds(req)))
-            .map_or((self.default, Reason::Default), |(i, rule)| (rule.action, Reason::Rule(i as u16)));
+            .map_or((self.default, Reason::Default), |(i, rule)| {
+                (rule.action, Reason::Rule(i as u16))
+            });
         let (mut decision, key) = match action {
             Action::Pin { arm } => (Decision::fixed(arm, reason), None),
             Action::Split { split } => self.split_request(split, reason, req),
@@ -63,9 +71,17 @@ impl Plan {
         self.splits.get(usize::from(split)).map(|s| s.assign(key))
     }
 
-    fn split_request<'r>(&self, index: u16, reason: Reason, req: &'r impl Request) -> (Decision, Option<&'r [u8]>) {
+    fn split_request<'r>(
+        &self,
+        index: u16,
+        reason: Reason,
+        req: &'r impl Request,
+    ) -> (Decision, Option<&'r [u8]>) {
         let split: &Split = &self.splits[usize::from(index)];
-        let mut decision = Decision { split: Some(index), ..Decision::fixed(self.stable, reason) };
+        let mut decision = Decision {
+            split: Some(index),
+            ..Decision::fixed(self.stable, reason)
+        };
         let key = split.key_of(req);
         match key {
             Some((source, key)) => {
@@ -91,7 +107,9 @@ impl Plan {
                 .is_some_and(|given| bool::from(given.ct_eq(t.value.as_bytes())))
         });
         let by_source = !o.trusted_sources.is_empty()
-            && req.source_ip().is_some_and(|ip| o.trusted_sources.iter().any(|n| n.contains(ip)));
+            && req
+                .source_ip()
+                .is_some_and(|ip| o.trusted_sources.iter().any(|n| n.contains(ip)));
         (by_token || by_source).then_some(arm)
     }
 }
@@ -139,17 +157,18 @@ impl Matcher {
                 let method = req.method();
                 any_of.iter().any(|m| m.as_bytes() == method)
             }
-            Matcher::SourceIp { any_of } => {
-                req.source_ip().is_some_and(|ip| any_of.iter().any(|n| n.contains(ip)))
-            }
+            Matcher::SourceIp { any_of } => req
+                .source_ip()
+                .is_some_and(|ip| any_of.iter().any(|n| n.contains(ip))),
         }
     }
 }
 
 impl Test {
     pub fn holds(&self, value: Option<&[u8]>) -> bool {
-        let sorted_contains =
-            |list: &[String], v: &[u8]| list.binary_search_by(|item| item.as_bytes().cmp(v)).is_ok();
+        let sorted_contains = |list: &[String], v: &[u8]| {
+            list.binary_search_by(|item| item.as_bytes().cmp(v)).is_ok()
+        };
         match (self, value) {
             (Test::Absent, v) => v.is_none(),
             (Test::NoneOf(list), v) => v.is_none_or(|v| !sorted_contains(list, v)),
@@ -169,3 +188,6 @@ impl Shadow {
         (((u64::from(h) * u64::from(SERIN_SCALE)) >> 32) as u32) < self.share
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -82,7 +82,7 @@ pub struct Rule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Send to this arm.
     Pin { arm: ArmId },
@@ -91,21 +91,36 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "on", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Matcher {
-    Header { name: String, test: Test },
-    Cookie { name: String, test: Test },
-    Query { name: String, test: Test },
+    Header {
+        name: String,
+        test: Test,
+    },
+    Cookie {
+        name: String,
+        test: Test,
+    },
+    Query {
+        name: String,
+        test: Test,
+    },
     /// The request path (without the query) starts with one of these.
-    PathPrefix { any_of: Vec<String> },
+    PathPrefix {
+        any_of: Vec<String>,
+    },
     /// The method is one of these (upper case).
-    Method { any_of: Vec<String> },
+    Method {
+        any_of: Vec<String>,
+    },
     /// The downstream source address lies in one of these networks.
-    SourceIp { any_of: Vec<Cidr> },
+    SourceIp {
+        any_of: Vec<Cidr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", content = "value", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Test {
     Present,
     Absent,
@@ -132,7 +147,7 @@ pub struct Split {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "from", content = "name", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeySource {
     Header(String),
     Cookie(String),
@@ -151,7 +166,7 @@ pub struct HashSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reduce {
     /// `bucket = (h * scale) >> 32`: Serin's default and flagd's `fractional`.
     MulShift { scale: u32 },
@@ -171,12 +186,17 @@ pub struct Lane {
 
 /// What a split does with a request that carries no key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fallback {
-    Arm { arm: ArmId },
+    Arm {
+        arm: ArmId,
+    },
     /// Mint a random key, bucket it, and keep it in this cookie so the client stays put.
     /// The compiler also lists the cookie in the split's key chain.
-    RandomSticky { cookie: String, max_age_seconds: u32 },
+    RandomSticky {
+        cookie: String,
+        max_age_seconds: u32,
+    },
 }
 
 /// Testers may force an arm, if they prove who they are.
@@ -228,7 +248,9 @@ impl Plan {
     /// so that [`Plan::decide`] can never index out of bounds.
     pub fn from_json(bytes: &[u8]) -> Result<Plan, PlanError> {
         if bytes.is_empty() {
-            return Err(PlanError("plugin configuration is empty: expected a Serin plan (JSON)".into()));
+            return Err(PlanError(
+                "plugin configuration is empty: expected a Serin plan (JSON)".into(),
+            ));
         }
         if bytes.len() > MAX_PLAN_BYTES {
             return Err(PlanError(format!(
@@ -236,25 +258,28 @@ impl Plan {
                 bytes.len()
             )));
         }
-        // Peek at the format first, so a plan from another version gets that message
-        // rather than a confusing field error.
-        #[derive(Deserialize)]
-        struct Peek {
-            format: Option<serde_json::Value>,
-        }
-        let peek: Peek = serde_json::from_slice(bytes)
-            .map_err(|e| PlanError(format!("plugin configuration is not a JSON object: {e}")))?;
-        match peek.format.as_ref().and_then(|v| v.as_u64()) {
-            Some(f) if f == u64::from(PLAN_FORMAT) => {}
-            Some(f) => {
-                return Err(PlanError(format!(
-                    "plan format {f} is not supported: this filter reads format {PLAN_FORMAT}; recompile the policy with a matching `serin`"
-                )));
+        let plan: Plan = serde_json::from_slice(bytes).map_err(|e| {
+            // Say "wrong version" rather than a confusing field error when that is the cause.
+            #[derive(Deserialize)]
+            struct Peek {
+                format: Option<u64>,
             }
-            None => return Err(PlanError("plan has no numeric `format` field".into())),
+            match serde_json::from_slice::<Peek>(bytes) {
+                Ok(Peek { format: Some(f) }) if f != u64::from(PLAN_FORMAT) => PlanError(format!(
+                    "plan format {f} is not supported: this filter reads format {PLAN_FORMAT}; recompile the policy with a matching `serin`"
+                )),
+                _ if bytes.trim_ascii_start().first() != Some(&b'{') => {
+                    PlanError(format!("plugin configuration is not a JSON object (a Serin plan): {e}"))
+                }
+                _ => PlanError(format!("invalid plan: {e}")),
+            }
+        })?;
+        if plan.format != PLAN_FORMAT {
+            return Err(PlanError(format!(
+                "plan format {} is not supported: this filter reads format {PLAN_FORMAT}",
+                plan.format
+            )));
         }
-        let plan: Plan =
-            serde_json::from_slice(bytes).map_err(|e| PlanError(format!("invalid plan: {e}")))?;
         plan.check()?;
         Ok(plan)
     }
@@ -268,27 +293,46 @@ impl Plan {
     }
 
     pub fn arm_id(&self, name: &str) -> Option<ArmId> {
-        self.arms.iter().position(|a| a.name == name).map(|i| i as ArmId)
+        self.arms
+            .iter()
+            .position(|a| a.name == name)
+            .map(|i| i as ArmId)
     }
 
     /// Whether any part of the plan looks at the downstream address (fetching it costs a host call).
     pub fn needs_source_ip(&self) -> bool {
-        self.rules.iter().flat_map(|r| &r.all).any(|m| matches!(m, Matcher::SourceIp { .. }))
-            || self.override_.as_ref().is_some_and(|o| !o.trusted_sources.is_empty())
+        self.rules
+            .iter()
+            .flat_map(|r| &r.all)
+            .any(|m| matches!(m, Matcher::SourceIp { .. }))
+            || self
+                .override_
+                .as_ref()
+                .is_some_and(|o| !o.trusted_sources.is_empty())
     }
 
     /// Structural checks that keep the request path free of panics.
     pub fn check(&self) -> Result<(), PlanError> {
         let err = |m: String| Err(PlanError(m));
         if self.arms.is_empty() || self.arms.len() > usize::from(ArmId::MAX) {
-            return err(format!("plan has {} arms; expected 1 to {}", self.arms.len(), ArmId::MAX));
+            return err(format!(
+                "plan has {} arms; expected 1 to {}",
+                self.arms.len(),
+                ArmId::MAX
+            ));
         }
         if !is_header_name(&self.routing_header) {
-            return err(format!("routing header `{}` is not a lower-case header name", self.routing_header));
+            return err(format!(
+                "routing header `{}` is not a lower-case header name",
+                self.routing_header
+            ));
         }
         for arm in &self.arms {
             if !is_header_value(&arm.value) {
-                return err(format!("arm `{}` has a value that cannot be a header value", arm.name));
+                return err(format!(
+                    "arm `{}` has a value that cannot be a header value",
+                    arm.name
+                ));
             }
         }
         let arm_ok = |a: ArmId| usize::from(a) < self.arms.len();
@@ -304,7 +348,10 @@ impl Plan {
         }
         for rule in &self.rules {
             if !action_ok(&rule.action) {
-                return err(format!("rule `{}` refers to a missing arm or split", rule.name));
+                return err(format!(
+                    "rule `{}` refers to a missing arm or split",
+                    rule.name
+                ));
             }
         }
         for (i, split) in self.splits.iter().enumerate() {
@@ -319,12 +366,20 @@ impl Plan {
                 return err(format!("split {i} refers to a missing arm"));
             }
             if split.lanes.iter().any(|l| l.start > l.end || l.end > bound) {
-                return err(format!("split {i} has a lane outside its bucket range 0..{bound}"));
+                return err(format!(
+                    "split {i} has a lane outside its bucket range 0..{bound}"
+                ));
             }
-            if let Fallback::Arm { arm } = split.fallback {
-                if !arm_ok(arm) {
+            match &split.fallback {
+                Fallback::Arm { arm } if !arm_ok(*arm) => {
                     return err(format!("split {i} falls back to a missing arm"));
                 }
+                Fallback::RandomSticky { cookie, .. } if !is_token(cookie) => {
+                    return err(format!(
+                        "split {i} has a sticky cookie name that is not a token"
+                    ));
+                }
+                _ => {}
             }
         }
         if let Some(shadow) = &self.shadow {
@@ -341,17 +396,20 @@ impl Plan {
     }
 }
 
-/// A lower-case HTTP header name (RFC 9110 token), as Envoy stores them.
+/// A lower-case HTTP header name (an RFC 9110 token), as Envoy stores them.
 pub fn is_header_name(s: &str) -> bool {
+    is_token(s) && !s.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// An RFC 9110 token: what header and cookie names are made of.
+pub fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A header value the filter may write: visible ASCII and spaces, no CR, LF or NUL.
 pub fn is_header_value(s: &str) -> bool {
-    s.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b))
+    s.bytes()
+        .all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b))
 }

@@ -28,7 +28,8 @@ pub trait Request {
     }
 }
 
-/// A request as Envoy hands its headers over: pseudo-headers (`:path`, `:method`) included.
+/// A request as Envoy hands its headers over: lower-case names (Envoy normalises them),
+/// pseudo-headers (`:path`, `:method`) included.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderList<'a, K, V> {
     pub headers: &'a [(K, V)],
@@ -37,7 +38,10 @@ pub struct HeaderList<'a, K, V> {
 
 impl<'a, K: AsRef<str>, V: AsRef<[u8]>> HeaderList<'a, K, V> {
     pub fn new(headers: &'a [(K, V)]) -> Self {
-        HeaderList { headers, source_ip: None }
+        HeaderList {
+            headers,
+            source_ip: None,
+        }
     }
 }
 
@@ -45,7 +49,7 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> Request for HeaderList<'_, K, V> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .find(|(k, _)| k.as_ref() == name)
             .map(|(_, v)| v.as_ref())
     }
 
@@ -80,7 +84,10 @@ mod tests {
 
     #[test]
     fn cookies_and_queries() {
-        let h = [(":path", "/predict?model=v2&user=42&flag"), ("cookie", "a=1; serin-id=xyz;b=")];
+        let h = [
+            (":path", "/predict?model=v2&user=42&flag"),
+            ("cookie", "a=1; serin-id=xyz;b="),
+        ];
         let r = HeaderList::new(&h);
         assert_eq!(r.cookie("serin-id"), Some(&b"xyz"[..]));
         assert_eq!(r.cookie("b"), Some(&b""[..]));
@@ -93,7 +100,7 @@ mod tests {
 
     #[test]
     fn first_repeated_header_wins() {
-        let h = [("x-user-id", "a"), ("X-User-Id", "b")];
+        let h = [("x-user-id", "a"), ("x-user-id", "b")];
         assert_eq!(HeaderList::new(&h).header("x-user-id"), Some(&b"a"[..]));
     }
 }

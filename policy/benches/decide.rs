@@ -1,0 +1,59 @@
+//! `decide()` on the request path: a 10-rule policy whose rules all miss, so every request
+//! walks every rule and then hashes (the worst case), and the bucketing alone.
+//! Target (issue: routing engine): <= 100 ns per decision.
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use serin_policy::{HeaderList, Plan, murmur3_x86_32};
+
+/// Ten rules over headers, cookies, query, path and method, then a 5% split by user id.
+fn ten_rule_plan() -> Plan {
+    let rules: Vec<String> = (0..10)
+        .map(|i| {
+            let matcher = match i % 5 {
+                0 => format!(r#"{{"header":{{"name":"x-tester-{i}","test":{{"exact":"yes"}}}}}}"#),
+                1 => format!(r#"{{"cookie":{{"name":"beta{i}","test":"present"}}}}"#),
+                2 => format!(r#"{{"query":{{"name":"m{i}","test":{{"exact":"v2"}}}}}}"#),
+                3 => format!(r#"{{"path_prefix":{{"any_of":["/admin{i}"]}}}}"#),
+                _ => format!(r#"{{"header":{{"name":"x-region","test":{{"any_of":["ap-{i}","eu-{i}","us-{i}"]}}}}}}"#),
+            };
+            format!(r#"{{"name":"r{i}","all":[{matcher}],"action":{{"pin":{{"arm":1}}}}}}"#)
+        })
+        .collect();
+    let json = format!(
+        r#"{{"format":1,"policy":"bench","digest":"","routing_header":"x-serin-arm",
+        "arms":[{{"name":"stable","value":"stable"}},{{"name":"canary","value":"canary"}}],"stable":0,
+        "rules":[{}],"default":{{"split":{{"split":0}}}},
+        "splits":[{{"key":[{{"header":"x-user-id"}}],"hash":{{"seed":1234,"reduce":{{"mul_shift":{{"scale":10000}}}}}},
+        "lanes":[{{"arm":1,"start":0,"end":500}}],"rest":0,"fallback":{{"arm":{{"arm":0}}}}}}]}}"#,
+        rules.join(",")
+    );
+    Plan::from_json(json.as_bytes()).expect("bench plan is valid")
+}
+
+fn bench(c: &mut Criterion) {
+    let plan = ten_rule_plan();
+    assert_eq!(plan.rules.len(), 10);
+    let headers = [
+        (":method", "POST"),
+        (":path", "/v1/models/fraud:predict?trace=1"),
+        ("host", "fraud.models.svc"),
+        ("content-type", "application/json"),
+        ("cookie", "session=abc; theme=dark"),
+        ("x-user-id", "user-8d3f2a91"),
+        ("x-region", "sa-east"),
+        ("user-agent", "bench/1.0"),
+    ];
+    c.bench_function("decide/10-rule policy, all rules miss, split", |b| {
+        b.iter(|| plan.decide(black_box(&HeaderList::new(&headers))))
+    });
+    c.bench_function("bucketing/murmur3 of a 13-byte key", |b| {
+        b.iter(|| murmur3_x86_32(b"", black_box(b"user-8d3f2a91"), 1234))
+    });
+    let json = plan.to_json();
+    c.bench_function("plan/load 10-rule plan", |b| {
+        b.iter(|| Plan::from_json(black_box(json.as_bytes())))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
