@@ -3,4 +3,5 @@
 mod cli;
 mod compile;
 mod corpus;
+mod robust;
 mod vectors;
