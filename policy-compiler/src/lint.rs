@@ -58,6 +58,15 @@ pub const LINTS: &[Lint] = &[
     },
 ];
 
+/// The lint reference in `docs/policy.md`, between its `lints` markers (a test keeps it current).
+pub fn docs_markdown() -> String {
+    let mut out = String::from("| code | what it reports |\n| --- | --- |\n");
+    for l in LINTS {
+        out.push_str(&format!("| `{}` | {} |\n", l.code, l.doc));
+    }
+    out
+}
+
 /// Run every lint.
 pub fn lint(policy: &Policy, checked: &Checked) -> Vec<Diagnostic> {
     let mut out = Vec::new();

@@ -3,5 +3,6 @@
 mod cli;
 mod compile;
 mod corpus;
+mod docs;
 mod robust;
 mod vectors;
