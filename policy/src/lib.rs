@@ -5,18 +5,20 @@
 //! The plan is the only contract between the compiler and the filter (see ARCHITECTURE.md).
 #![forbid(unsafe_code)]
 
-pub mod guard;
 mod bucket;
 mod cidr;
 mod decide;
+pub mod guard;
+mod outcome;
 mod plan;
 mod request;
-pub mod sim;
 mod rollout;
+pub mod sim;
 
 pub use bucket::{Bucketed, murmur3_x86_32};
 pub use cidr::Cidr;
 pub use decide::{Decision, Reason};
+pub use outcome::MAX_OUTCOME_BODY;
 pub use plan::*;
 pub use request::{HeaderList, Request, cookie_value, query_value};
 pub use rollout::*;

@@ -1,0 +1,249 @@
+//! One HTTP stream: route the request, then measure its response for the rollout.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use serin_policy::guard::{Role, segment_value_index};
+use serin_policy::{
+    ArmId, Decision, Fallback, HeaderList, MAX_OUTCOME_BODY, OutcomeSource, Plan, Request,
+    murmur3_x86_32,
+};
+
+use crate::shared::now_ms;
+use crate::worker::Worker;
+
+pub struct Stream {
+    worker: Option<Rc<Worker>>,
+    routed: Option<Routed>,
+    /// A sticky-id cookie minted for a client that had no key, set on the response.
+    set_cookie: Option<String>,
+    /// The response body so far, kept (up to a bound) only when an outcome is read from it.
+    body: Vec<u8>,
+    body_too_long: bool,
+    responded: bool,
+}
+
+/// What the request side leaves for the response side.
+struct Routed {
+    arm: ArmId,
+    role: Option<Role>,
+    started_ms: u64,
+    /// The request's value index in each of the plan's segments.
+    segment_values: Vec<u16>,
+}
+
+impl Stream {
+    pub fn new(worker: Option<Rc<Worker>>) -> Stream {
+        Stream {
+            worker,
+            routed: None,
+            set_cookie: None,
+            body: Vec::new(),
+            body_too_long: false,
+            responded: false,
+        }
+    }
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let plan = worker.routing();
+        // A client never picks its arm (nor its mirroring): drop what it sent before deciding.
+        self.set_http_request_header(&plan.routing_header, None);
+        if let Some(shadow) = &plan.shadow {
+            self.set_http_request_header(&shadow.header, None);
+        }
+        let headers = self.get_http_request_headers_bytes();
+        let mut request = HeaderList::new(&headers);
+        if plan.needs_source_ip() {
+            request.source_ip = self.source_ip();
+        }
+        let mut decision: Decision = plan.decide(&request);
+        if decision.mint_key {
+            self.mint_sticky_key(&plan, &mut decision);
+        }
+        if worker.rolled_back() {
+            // After a rollback no new request reaches another arm than stable.
+            decision.arm = plan.stable;
+            decision.shadow = false;
+        }
+        self.set_http_request_header(&plan.routing_header, Some(&plan.arm(decision.arm).value));
+        if let Some(shadow) = plan.shadow.as_ref().filter(|_| decision.shadow) {
+            self.set_http_request_header(&shadow.header, Some("1"));
+        }
+        // The override token is a secret between testers and the proxy: upstreams never see it.
+        if let Some(token) = plan.override_.as_ref().and_then(|o| o.token.as_ref()) {
+            self.set_http_request_header(&token.header, None);
+        }
+        // Envoy clears the route cache when a filter changes a header today; asking explicitly
+        // keeps routing on the new header correct if that default ever changes.
+        let _ = proxy_wasm::hostcalls::call_foreign_function("clear_route_cache", None);
+
+        let started_ms = now_ms(self);
+        let role = worker.role_of(decision.arm);
+        if let Some(role) = role {
+            worker.window.borrow_mut().record_request(started_ms, role);
+        }
+        worker.metrics.request(decision.arm);
+        let segment_values = plan
+            .segments
+            .iter()
+            .map(|s| segment_value_index(s, request.header(&s.header)))
+            .collect();
+        self.routed = Some(Routed {
+            arm: decision.arm,
+            role,
+            started_ms,
+            segment_values,
+        });
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(cookie) = self.set_cookie.take() {
+            self.add_http_response_header("set-cookie", &cookie);
+        }
+        let (Some(worker), Some(routed)) = (self.worker.clone(), self.routed.as_ref()) else {
+            return Action::Continue;
+        };
+        self.responded = true;
+        let now = now_ms(self);
+        let status = self
+            .get_http_response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0u16);
+        let latency_ms = now.saturating_sub(routed.started_ms);
+        worker.metrics.response(routed.arm, status, latency_ms);
+        if let Some(role) = routed.role {
+            // A reply Envoy made itself (no upstream answered) counts as an error of the arm.
+            let local = self
+                .get_property(vec!["response", "code_details"])
+                .is_some_and(|d| d != b"via_upstream");
+            worker
+                .window
+                .borrow_mut()
+                .record_response(now, role, status, latency_ms * 1000, local);
+        }
+        for (i, outcome) in worker.plan.outcomes.iter().enumerate() {
+            if let OutcomeSource::Header { name } = &outcome.source {
+                let value = self.get_http_response_header_bytes(name);
+                if let Some(positive) = outcome.from_header(value.as_deref()) {
+                    self.record_outcome(&worker, i, positive);
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        if !worker.plan.outcomes.iter().any(|o| o.reads_body()) || self.routed.is_none() {
+            return Action::Continue;
+        }
+        // Copy the chunk without holding the response back: the client is not delayed, and a
+        // body over the bound is simply not parsed.
+        if self.body.len() + body_size > MAX_OUTCOME_BODY {
+            self.body_too_long = true;
+            self.body = Vec::new();
+        } else if !self.body_too_long {
+            if let Some(chunk) = self.get_http_response_body(0, body_size) {
+                self.body.extend_from_slice(&chunk);
+            }
+        }
+        if end_of_stream && !self.body_too_long {
+            let body = std::mem::take(&mut self.body);
+            for (i, outcome) in worker.plan.outcomes.iter().enumerate() {
+                if let Some(positive) = outcome.from_json_body(&body) {
+                    self.record_outcome(&worker, i, positive);
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // A stream that ended without response headers was reset (client, upstream or timeout).
+        if let (Some(worker), Some(routed), false) = (&self.worker, &self.routed, self.responded) {
+            worker.metrics.reset(routed.arm);
+            if let Some(role) = routed.role {
+                worker.window.borrow_mut().record_reset(now_ms(self), role);
+            }
+        }
+    }
+}
+
+impl Stream {
+    fn record_outcome(&self, worker: &Worker, outcome: usize, positive: bool) {
+        let Some(routed) = &self.routed else { return };
+        let column = routed.segment_values.first().copied().unwrap_or(0);
+        worker
+            .metrics
+            .outcome(routed.arm, outcome, usize::from(column), positive);
+        if let Some(role) = routed.role {
+            let value_of = |segment: u8| {
+                routed
+                    .segment_values
+                    .get(usize::from(segment))
+                    .copied()
+                    .unwrap_or(u16::MAX)
+            };
+            let now = now_ms(self);
+            let mut window = worker.window.borrow_mut();
+            for cell in worker.rollout.layout.cells_for(outcome as u8, value_of) {
+                window.record_outcome(now, role, cell, positive);
+            }
+        }
+    }
+
+    /// Give a keyless client a random key, bucket it, and keep it in the split's cookie.
+    fn mint_sticky_key(&mut self, plan: &Plan, decision: &mut Decision) {
+        let Some(index) = decision.split else { return };
+        let Some(Fallback::RandomSticky {
+            cookie,
+            max_age_seconds,
+        }) = plan.splits.get(usize::from(index)).map(|s| &s.fallback)
+        else {
+            return;
+        };
+        // Not a secret, only a spread: nanoseconds and the stream id make keys distinct, and
+        // murmur3 spreads them evenly over the buckets.
+        let nanos = self
+            .get_current_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = nanos.to_le_bytes();
+        let stream = proxy_wasm::hostcalls::get_property(vec!["connection_id"])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let key = format!(
+            "{:08x}{:08x}",
+            murmur3_x86_32(&seed, &stream, 0x5e41),
+            murmur3_x86_32(&stream, &seed, 0x1d)
+        );
+        if let Some(b) = plan.assign(index, key.as_bytes()) {
+            decision.arm = b.arm;
+            decision.hash = Some(b.hash);
+            decision.bucket = Some(b.bucket);
+        }
+        self.set_cookie = Some(format!(
+            "{cookie}={key}; Max-Age={max_age_seconds}; Path=/; HttpOnly; SameSite=Lax"
+        ));
+    }
+
+    fn source_ip(&self) -> Option<std::net::IpAddr> {
+        let raw = self.get_property(vec!["source", "address"])?;
+        let text = std::str::from_utf8(&raw).ok()?;
+        // Envoy gives `ip:port`, with IPv6 in brackets.
+        let addr = text.parse::<std::net::SocketAddr>().map(|s| s.ip());
+        addr.or_else(|_| text.parse()).ok()
+    }
+}

@@ -1,0 +1,137 @@
+//! One Envoy worker's view of the policy: the plan, the routing currently in force, the counts
+//! since the last tick, and the rollout loop that merges counts across workers and moves the
+//! rollout on.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use serin_policy::guard::{Params, Phase, Role, Rollout, Window};
+use serin_policy::{ArmId, Lane, Plan, Reduce};
+
+use crate::metrics::Metrics;
+use crate::shared;
+
+pub struct Worker {
+    pub plan: Rc<Plan>,
+    /// The plan as routing applies it now: the ramp step's lanes swapped in.
+    routing: RefCell<Rc<Plan>>,
+    pub rollout: Rollout,
+    /// This worker's counts since its last tick.
+    pub window: RefCell<Window>,
+    pub phase: Cell<Phase>,
+    pub metrics: Metrics,
+    window_key: String,
+    state_key: String,
+}
+
+impl Worker {
+    pub fn new(plan: Plan) -> Worker {
+        let rollout = Rollout::from_plan(&plan, Params::default());
+        let metrics = Metrics::define(&plan);
+        // Keyed by digest: counts of one policy never mix with another's, and a reload of the
+        // same policy finds its rollout where it was.
+        let window_key = format!("serin/{}/window", plan.digest);
+        let state_key = format!("serin/{}/state", plan.digest);
+        let plan = Rc::new(plan);
+        Worker {
+            routing: RefCell::new(Rc::clone(&plan)),
+            window: RefCell::new(rollout.window()),
+            phase: Cell::new(Phase::Ramping { step: 0 }),
+            plan,
+            rollout,
+            metrics,
+            window_key,
+            state_key,
+        }
+    }
+
+    pub fn routing(&self) -> Rc<Plan> {
+        Rc::clone(&self.routing.borrow())
+    }
+
+    pub fn rolled_back(&self) -> bool {
+        matches!(self.phase.get(), Phase::RolledBack { .. })
+    }
+
+    pub fn role_of(&self, arm: ArmId) -> Option<Role> {
+        self.rollout.role_of(arm)
+    }
+
+    /// Publish this worker's counts, advance the shared rollout state, apply it here.
+    pub fn tick(&self, now_ms: u64) {
+        let local = std::mem::replace(&mut *self.window.borrow_mut(), self.rollout.window());
+        let merged = shared::update(&self.window_key, |current| {
+            let mut merged = current
+                .and_then(Window::from_bytes)
+                .unwrap_or_else(|| self.rollout.window());
+            merged.merge(&local);
+            Some((merged.to_bytes(), merged))
+        });
+        let window = merged.unwrap_or(local);
+
+        let mut transition = None;
+        let state = shared::update(&self.state_key, |current| {
+            let mut state = self.rollout.restore(current.unwrap_or_default());
+            let before = state.to_bytes();
+            transition = self.rollout.tick(&mut state, now_ms, &window);
+            let after = state.to_bytes();
+            // Nothing changed: no write, so workers do not contend for nothing.
+            (after != before || current.is_none()).then_some((after, state))
+        });
+        if let Some(t) = transition.filter(|_| state.is_some()) {
+            // One line per transition, from the worker whose write made it.
+            log::warn!("serin: rollout transition {}", t.log_line());
+        }
+        let state =
+            state.or_else(|| shared::read(&self.state_key).map(|b| self.rollout.restore(&b)));
+        if let Some(state) = state {
+            self.apply(state.phase());
+        }
+        self.metrics.flush(self.phase.get(), self.canary_weight());
+    }
+
+    fn canary_weight(&self) -> Option<u32> {
+        let ramp = self.plan.ramp.as_ref()?;
+        let step = match self.phase.get() {
+            Phase::Ramping { step } | Phase::Held { step, .. } => step,
+            Phase::Promoted => return Some(serin_policy::guard::FULL_WEIGHT),
+            Phase::RolledBack { .. } => return Some(0),
+        };
+        ramp.steps.get(usize::from(step)).map(|s| s.weight)
+    }
+
+    /// Swap in the lanes of the current ramp step (or the whole range once promoted).
+    fn apply(&self, phase: Phase) {
+        if phase == self.phase.get() {
+            return;
+        }
+        self.phase.set(phase);
+        let Some(ramp) = &self.plan.ramp else { return };
+        let Some(split) = self.plan.splits.get(usize::from(ramp.split)) else {
+            return;
+        };
+        let lanes: Option<Vec<Lane>> = match phase {
+            Phase::Ramping { step } | Phase::Held { step, .. } => {
+                ramp.steps.get(usize::from(step)).map(|s| s.lanes.clone())
+            }
+            Phase::Promoted => {
+                let end = match split.hash.reduce {
+                    Reduce::MulShift { scale } => scale,
+                    Reduce::Modulo { modulus } => modulus,
+                };
+                Some(vec![Lane {
+                    arm: ramp.arm,
+                    start: 0,
+                    end,
+                }])
+            }
+            // Routing short-circuits to stable; the lanes no longer matter.
+            Phase::RolledBack { .. } => None,
+        };
+        if let Some(lanes) = lanes {
+            let mut plan = (*self.plan).clone();
+            plan.splits[usize::from(ramp.split)].lanes = lanes;
+            *self.routing.borrow_mut() = Rc::new(plan);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Reading a model's decision from a response: a header, or a field of a JSON body such as TF
+//! Serving's `{"predictions": [0.93]}` or KServe v2's `{"outputs": [{"data": [0.93]}]}`.
+
+use serde_json::Value;
+
+use crate::rollout::{Outcome, OutcomeSource, PathStep, Positive};
+
+/// Response bodies longer than this are not parsed: the outcome is unknown, not guessed.
+pub const MAX_OUTCOME_BODY: usize = 64 * 1024;
+
+impl Outcome {
+    /// Whether this outcome needs the response body (and so bounded buffering of it).
+    pub fn reads_body(&self) -> bool {
+        matches!(self.source, OutcomeSource::Json { .. })
+    }
+
+    /// The outcome from a response header value: `None` when absent.
+    pub fn from_header(&self, value: Option<&[u8]>) -> Option<bool> {
+        let text = std::str::from_utf8(value?).ok()?.trim();
+        Some(self.positive.holds_text(text))
+    }
+
+    /// The outcome from a JSON response body: `None` when the body is too long, not JSON, or
+    /// lacks the field.
+    pub fn from_json_body(&self, body: &[u8]) -> Option<bool> {
+        let OutcomeSource::Json { path } = &self.source else { return None };
+        if body.len() > MAX_OUTCOME_BODY {
+            return None;
+        }
+        let root: Value = serde_json::from_slice(body).ok()?;
+        let field = path.iter().try_fold(&root, |v, step| match step {
+            PathStep::Key(k) => v.get(k.as_str()),
+            PathStep::Index(i) => v.get(*i as usize),
+        })?;
+        match field {
+            Value::String(s) => Some(self.positive.holds_text(s)),
+            Value::Number(n) => Some(self.positive.holds_number(n.as_f64()?, &n.to_string())),
+            Value::Bool(b) => Some(self.positive.holds_text(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    }
+}
+
+impl Positive {
+    fn holds_text(&self, text: &str) -> bool {
+        match self {
+            Positive::Equals { any_of } => any_of.iter().any(|v| v == text),
+            Positive::Above { value } => text.parse::<f64>().is_ok_and(|x| x > *value),
+        }
+    }
+
+    fn holds_number(&self, x: f64, text: &str) -> bool {
+        match self {
+            Positive::Equals { any_of } => any_of.iter().any(|v| v == text),
+            Positive::Above { value } => x > *value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_outcome(path: Vec<PathStep>, positive: Positive) -> Outcome {
+        Outcome { name: "flagged".into(), source: OutcomeSource::Json { path }, positive }
+    }
+
+    #[test]
+    fn tf_serving_and_kserve_shapes() {
+        let tf = json_outcome(vec![PathStep::Key("predictions".into()), PathStep::Index(0)], Positive::Above { value: 0.5 });
+        assert_eq!(tf.from_json_body(br#"{"predictions": [0.93, 0.1]}"#), Some(true));
+        assert_eq!(tf.from_json_body(br#"{"predictions": [0.2]}"#), Some(false));
+        assert_eq!(tf.from_json_body(br#"{"predictions": []}"#), None);
+        assert_eq!(tf.from_json_body(b"not json"), None);
+        let kserve = json_outcome(
+            vec![PathStep::Key("outputs".into()), PathStep::Index(0), PathStep::Key("data".into()), PathStep::Index(0)],
+            Positive::Equals { any_of: vec!["1".into(), "fraud".into()] },
+        );
+        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"name":"y","data":[1]}]}"#), Some(true));
+        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"data":["fraud"]}]}"#), Some(true));
+        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"data":[0]}]}"#), Some(false));
+        let huge = format!(r#"{{"predictions":[0.9],"pad":"{}"}}"#, "x".repeat(MAX_OUTCOME_BODY));
+        assert_eq!(tf.from_json_body(huge.as_bytes()), None, "over the limit: unknown, not parsed");
+    }
+
+    #[test]
+    fn header_outcomes() {
+        let o = Outcome {
+            name: "flagged".into(),
+            source: OutcomeSource::Header { name: "x-model-decision".into() },
+            positive: Positive::Equals { any_of: vec!["flagged".into()] },
+        };
+        assert_eq!(o.from_header(Some(b"flagged")), Some(true));
+        assert_eq!(o.from_header(Some(b"approved")), Some(false));
+        assert_eq!(o.from_header(None), None);
+    }
+}
