@@ -52,6 +52,11 @@ pub const LINTS: &[Lint] = &[
         check: override_unprotected,
     },
     Lint {
+        code: "unleash-variants-with-stable",
+        doc: "An `unleash` split weighs the stable arm and one other arm. That is Unleash's variant bucketing (seed 86028157), which assigns users differently from a gradual rollout of the same percentage; a gradual rollout lists only the arm being rolled out.",
+        check: unleash_variants_with_stable,
+    },
+    Lint {
         code: "random-fallback-not-sticky",
         doc: "A random fallback does not name its sticky cookie, or keeps it for less than a day, so clients without a key may flip between arms.",
         check: random_fallback_not_sticky,
@@ -437,6 +442,28 @@ fn override_unprotected(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
                 )
                 .with_label("every client")
                 .with_help("any client can then force an arm; list only your testers' networks"),
+            );
+        }
+    }
+}
+
+fn unleash_variants_with_stable(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+    let stable = &c.arms[usize::from(c.stable)].name;
+    for s in p.split.iter().chain(&p.splits) {
+        if matches!(s.bucketing.v, Bucketing::Unleash { .. })
+            && s.weights.v.len() == 2
+            && s.weights.v.iter().any(|w| &w.arm.v == stable)
+        {
+            out.push(
+                Diagnostic::warning(
+                    "unleash-variants-with-stable",
+                    format!("split `{}` uses Unleash's variant bucketing, not its gradual rollout", s.name.v),
+                    s.weights.span.clone(),
+                )
+                .with_label(format!("weighs the stable arm `{stable}`"))
+                .with_help(format!(
+                    "Unleash assigns variants with another seed than rollouts; to match a gradual rollout, leave `{stable}` out of the weights"
+                )),
             );
         }
     }
