@@ -7,8 +7,10 @@
 
 pub mod ast;
 pub mod diag;
+pub mod emit;
 pub mod explain;
 pub mod format;
+pub mod import;
 pub mod lint;
 pub mod lower;
 pub mod plan;

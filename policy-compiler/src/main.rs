@@ -31,6 +31,12 @@ enum Command {
     Fmt(cmd::fmt::Args),
     /// Print the policy's JSON Schema, for editors.
     Schema(cmd::schema::Args),
+    /// Write a policy's artefacts for Envoy, Istio, Prometheus, Grafana, Argo or Flagger.
+    Emit(cmd::emit::Args),
+    /// Package filter.wasm as a wasm OCI image (Istio's compat variant), without Docker.
+    Package(cmd::package::Args),
+    /// Turn another system's canary configuration into a Serin policy.
+    Import(cmd::import::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Fmt(args) => cmd::fmt::run(args),
         Command::Schema(args) => cmd::schema::run(args),
+        Command::Emit(args) => cmd::emit::run(args),
+        Command::Package(args) => cmd::package::run(args),
+        Command::Import(args) => cmd::import::run(args),
     };
     ExitCode::from(code)
 }

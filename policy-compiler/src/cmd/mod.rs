@@ -2,8 +2,11 @@
 
 pub mod check;
 pub mod compile;
+pub mod emit;
 pub mod explain;
 pub mod fmt;
+pub mod import;
+pub mod package;
 pub mod schema;
 
 use std::io::IsTerminal;

@@ -1,0 +1,551 @@
+//! The metrics the filter exports, in one place: their names, labels, the Envoy `stats_tags`
+//! that turn Istio-style tagged names into Prometheus labels, and the PromQL that every emitter
+//! (alert rules, dashboard, Argo and Flagger analysis) builds its queries from.
+//!
+//! The filter defines each metric with its labels embedded in the name, Istio's convention:
+//! `serin_requests_total_arm=.=canary;.;`. Envoy has no label API for wasm metrics; the
+//! bootstrap's `stats_config.stats_tags` (one entry per label, [`stats_tags`]) cuts each
+//! `_<label>=.=<value>;.;` out of the name and makes it a tag, so `/stats/prometheus` shows
+//! `serin_requests_total{arm="canary"}`.
+//!
+//! Label values:
+//! - `arm`: the arm's *name* in the policy (`stable`, `canary`), not its routing-header value.
+//! - `class`: `2xx`, `4xx`, `5xx` or `other` (1xx, 3xx).
+//! - `outcome`: the outcome's name.
+//! - `segment`, `segment_value`: the plan's first segment and the request's value of it
+//!   (`age_band`, `65+`; a value outside the segment's list is `other`). Absent when the plan
+//!   has no segment. Each response is counted once, so an overall rate sums over the values.
+//!
+//! The filter (`filter/src/metrics.rs`) defines exactly these names; a test reads its source
+//! to keep the two in step.
+
+use serin_policy::{GuardMetric, PPM, Plan};
+
+/// Counter: requests the filter routed, by `arm`.
+pub const REQUESTS: &str = "serin_requests_total";
+/// Counter: responses, by `arm` and `class`.
+pub const RESPONSES: &str = "serin_responses_total";
+/// Counter: streams reset before a response (counted as errors), by `arm`.
+pub const RESETS: &str = "serin_resets_total";
+/// Histogram (milliseconds, request headers to response headers), by `arm`.
+pub const DURATION: &str = "serin_request_duration_milliseconds";
+/// Counter: responses that carried an outcome, by `arm`, `outcome`, `segment`, `segment_value`.
+pub const OUTCOMES: &str = "serin_outcomes_total";
+/// Counter: those of them whose outcome was positive, same labels.
+pub const OUTCOMES_POSITIVE: &str = "serin_outcomes_positive_total";
+/// Gauge: the rollout's phase, one of [`STATES`].
+pub const ROLLOUT_STATE: &str = "serin_rollout_state";
+/// Gauge: the ramped arm's current weight in basis points (10000 = 100%).
+pub const CANARY_WEIGHT: &str = "serin_canary_weight_bp";
+
+/// Every metric, with its kind and labels: the table docs/guides/observability.md shows.
+pub const ALL: &[(&str, &str, &[&str])] = &[
+    (REQUESTS, "counter", &["arm"]),
+    (RESPONSES, "counter", &["arm", "class"]),
+    (RESETS, "counter", &["arm"]),
+    (DURATION, "histogram", &["arm"]),
+    (
+        OUTCOMES,
+        "counter",
+        &["arm", "outcome", "segment", "segment_value"],
+    ),
+    (
+        OUTCOMES_POSITIVE,
+        "counter",
+        &["arm", "outcome", "segment", "segment_value"],
+    ),
+    (ROLLOUT_STATE, "gauge", &[]),
+    (CANARY_WEIGHT, "gauge", &[]),
+];
+
+/// Every label any Serin metric carries.
+pub const LABELS: &[&str] = &["arm", "class", "outcome", "segment", "segment_value"];
+
+/// The values of [`ROLLOUT_STATE`] (the engine's `Phase::code`).
+pub const STATES: &[(u8, &str)] = &[
+    (1, "ramping"),
+    (2, "held"),
+    (3, "promoted"),
+    (4, "rolled back"),
+];
+pub const STATE_ROLLED_BACK: u8 = 4;
+pub const STATE_HELD: u8 = 2;
+
+/// The error class.
+pub const CLASS_5XX: &str = "5xx";
+
+/// One `stats_config.stats_tags` entry: the tag (label) name and the regex whose first group
+/// is cut from the stat name and whose second group is the value.
+pub fn stats_tags() -> Vec<(&'static str, String)> {
+    LABELS
+        .iter()
+        .map(|l| (*l, format!(r"(_{l}=\.=(.*?);\.;)")))
+        .collect()
+}
+
+/// The stat name the filter defines for `metric` with these labels, in Istio's convention.
+pub fn tagged_name(metric: &str, labels: &[(&str, &str)]) -> String {
+    let mut name = metric.to_owned();
+    for (k, v) in labels {
+        name.push_str(&format!("_{k}=.={v};.;"));
+    }
+    name
+}
+
+/// A PromQL string literal.
+pub fn quote(value: &str) -> String {
+    let mut s = String::with_capacity(value.len() + 2);
+    s.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A PromQL regex literal matching exactly these values.
+pub fn quote_any(values: &[String]) -> String {
+    let alternatives: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+    quote(&alternatives.join("|"))
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Prometheus duration for a number of seconds (`600` → `10m`).
+pub fn duration(seconds: u32) -> String {
+    match seconds {
+        0 => "1m".into(),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A ppm value as a plain decimal (`20000` → `0.02`).
+pub fn ppm(v: u32) -> String {
+    trim(f64::from(v) / f64::from(PPM))
+}
+
+/// A number as PromQL and YAML write it: no trailing zeros, no exponent.
+pub fn trim(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// Where an outcome-rate query looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentSel {
+    /// Every response.
+    All,
+    /// The plan's first segment, these values (empty: every value), one series per value.
+    Values {
+        segment: String,
+        values: Vec<String>,
+    },
+}
+
+impl SegmentSel {
+    fn matcher(&self) -> String {
+        match self {
+            SegmentSel::All => String::new(),
+            SegmentSel::Values { segment, values } if values.is_empty() => {
+                format!(",segment={}", quote(segment))
+            }
+            SegmentSel::Values { segment, values } => {
+                format!(
+                    ",segment={},segment_value=~{}",
+                    quote(segment),
+                    quote_any(values)
+                )
+            }
+        }
+    }
+
+    fn by(&self) -> &'static str {
+        match self {
+            SegmentSel::All => "",
+            SegmentSel::Values { .. } => " by (segment_value)",
+        }
+    }
+}
+
+/// PromQL builders. `arm` is an arm name; `w` a range such as `10m`.
+pub mod q {
+    use super::*;
+
+    fn arm_sel(arm: &str) -> String {
+        format!("arm={}", quote(arm))
+    }
+
+    /// Requests per second to one arm.
+    pub fn request_rate(arm: &str, w: &str) -> String {
+        format!("sum(rate({REQUESTS}{{{}}}[{w}]))", arm_sel(arm))
+    }
+
+    /// Responses an arm returned over the window (a sample count).
+    pub fn responses(arm: &str, w: &str) -> String {
+        format!("sum(increase({RESPONSES}{{{}}}[{w}]))", arm_sel(arm))
+    }
+
+    /// Share of an arm's responses that are 5xx or resets, as the guards count errors.
+    pub fn error_rate(arm: &str, w: &str) -> String {
+        let a = arm_sel(arm);
+        let resets = format!("sum(rate({RESETS}{{{a}}}[{w}]) or vector(0))");
+        format!(
+            "((sum(rate({RESPONSES}{{{a},class={c}}}[{w}])) + {resets}) / (sum(rate({RESPONSES}{{{a}}}[{w}])) + {resets}))",
+            c = quote(CLASS_5XX)
+        )
+    }
+
+    /// An arm's latency quantile in milliseconds; `quantile` in 0..1.
+    pub fn latency(arm: &str, quantile: &str, w: &str) -> String {
+        format!(
+            "histogram_quantile({quantile}, sum by (le) (rate({DURATION}_bucket{{{}}}[{w}])))",
+            arm_sel(arm)
+        )
+    }
+
+    /// Share of an arm's responses whose outcome is positive, per segment value if `seg` names one.
+    pub fn outcome_rate(arm: &str, outcome: &str, seg: &SegmentSel, w: &str) -> String {
+        let sel = format!(
+            "{},outcome={}{}",
+            arm_sel(arm),
+            quote(outcome),
+            seg.matcher()
+        );
+        format!(
+            "(sum{by} (rate({OUTCOMES_POSITIVE}{{{sel}}}[{w}])) / sum{by} (rate({OUTCOMES}{{{sel}}}[{w}])))",
+            by = seg.by()
+        )
+    }
+
+    /// Responses that carried the outcome, per segment value if `seg` names one (a sample count).
+    pub fn outcome_samples(arm: &str, outcome: &str, seg: &SegmentSel, w: &str) -> String {
+        let sel = format!(
+            "{},outcome={}{}",
+            arm_sel(arm),
+            quote(outcome),
+            seg.matcher()
+        );
+        format!("sum{} (increase({OUTCOMES}{{{sel}}}[{w}]))", seg.by())
+    }
+}
+
+/// Which side of a check's threshold is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Healthy while the value is at most the threshold.
+    Max,
+    /// Healthy while the value is at least the threshold.
+    Min,
+}
+
+/// One threshold of one guard, for one watched arm, as a query: what alert rules, Argo and
+/// Flagger evaluate. A guard with several bounds gives several checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The guard's name in the policy.
+    pub guard: String,
+    /// A short identifier: lower-case letters, digits and dashes.
+    pub id: String,
+    pub arm: String,
+    /// The value the threshold applies to (a rate, a ratio to the stable arm, milliseconds).
+    pub value: String,
+    /// Samples behind the value; the check gives no verdict below `min_samples`.
+    pub samples: String,
+    pub min_samples: u32,
+    pub bound: Bound,
+    pub threshold: String,
+    /// What the value is, for humans: `error rate`, `p99 latency (ms) / stable`, ...
+    pub what: String,
+    /// `rollback` or `hold`.
+    pub on_breach: &'static str,
+    pub window: String,
+    /// Whether the query gives one series per segment value.
+    pub per_segment: bool,
+}
+
+impl Check {
+    /// The breach condition as PromQL: non-empty while the check breaches with enough samples.
+    pub fn breach_expr(&self) -> String {
+        let op = match self.bound {
+            Bound::Max => ">",
+            Bound::Min => "<",
+        };
+        let on = if self.per_segment {
+            "on (segment_value)"
+        } else {
+            "on ()"
+        };
+        format!(
+            "({value} {op} {t}) and {on} ({samples} >= {n})",
+            value = self.value,
+            t = self.threshold,
+            samples = self.samples,
+            n = self.min_samples
+        )
+    }
+
+    /// One number for a fleet controller: the worst value across segments, and `0` for a `max`
+    /// bound (or the threshold for a `min` bound) while there are too few samples, so that a
+    /// young canary is not judged on noise, as the proxies do.
+    pub fn scalar_expr(&self) -> String {
+        let on = if self.per_segment {
+            "on (segment_value)"
+        } else {
+            "on ()"
+        };
+        let (agg, idle) = match self.bound {
+            Bound::Max => ("max", "0".to_string()),
+            Bound::Min => ("min", self.threshold.clone()),
+        };
+        format!(
+            "{agg}(({value}) and {on} ({samples} >= {n})) or on () vector({idle})",
+            value = self.value,
+            samples = self.samples,
+            n = self.min_samples
+        )
+    }
+}
+
+/// A name made of lower-case letters, digits and dashes.
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "x".into() } else { out }
+}
+
+/// Every check of every guard in the plan, in guard order.
+pub fn checks(plan: &Plan) -> Vec<Check> {
+    let stable = &plan.arm(plan.stable).name;
+    let mut out = Vec::new();
+    for g in &plan.guards {
+        let w = duration(g.window_seconds);
+        let on_breach = match g.on_breach {
+            serin_policy::Breach::Rollback => "rollback",
+            serin_policy::Breach::Hold => "hold",
+        };
+        for &arm_id in &g.arms {
+            let arm = &plan.arm(arm_id).name;
+            let multi = g.arms.len() > 1;
+            let mut push = |suffix: &str,
+                            value: String,
+                            samples: String,
+                            bound: Bound,
+                            threshold: String,
+                            what: String,
+                            per_segment: bool| {
+                let mut id = format!("{}-{suffix}", slug(&g.name));
+                if multi {
+                    id = format!("{}-{}", slug(arm), id);
+                }
+                out.push(Check {
+                    guard: g.name.clone(),
+                    id,
+                    arm: arm.clone(),
+                    value,
+                    samples,
+                    min_samples: g.min_samples,
+                    bound,
+                    threshold,
+                    what,
+                    on_breach,
+                    window: w.clone(),
+                    per_segment,
+                });
+            };
+            let ratio = |a: String, b: String| format!("({a} / {b})");
+            match &g.metric {
+                GuardMetric::ErrorRate {
+                    max_ppm,
+                    max_ratio_ppm,
+                } => {
+                    let samples = q::responses(arm, &w);
+                    if let Some(m) = max_ppm {
+                        push(
+                            "max",
+                            q::error_rate(arm, &w),
+                            samples.clone(),
+                            Bound::Max,
+                            ppm(*m),
+                            "error rate".into(),
+                            false,
+                        );
+                    }
+                    if let Some(r) = max_ratio_ppm {
+                        push(
+                            "ratio",
+                            ratio(q::error_rate(arm, &w), q::error_rate(stable, &w)),
+                            samples,
+                            Bound::Max,
+                            ppm(*r),
+                            format!("error rate / {stable}'s"),
+                            false,
+                        );
+                    }
+                }
+                GuardMetric::Latency {
+                    quantile_ppm,
+                    max_ms,
+                    max_ratio_ppm,
+                } => {
+                    let qs = ppm(*quantile_ppm);
+                    let pname = format!("p{}", trim(f64::from(*quantile_ppm) / 10_000.0));
+                    let samples = q::responses(arm, &w);
+                    if let Some(m) = max_ms {
+                        push(
+                            "max",
+                            q::latency(arm, &qs, &w),
+                            samples.clone(),
+                            Bound::Max,
+                            m.to_string(),
+                            format!("{pname} latency (ms)"),
+                            false,
+                        );
+                    }
+                    if let Some(r) = max_ratio_ppm {
+                        push(
+                            "ratio",
+                            ratio(q::latency(arm, &qs, &w), q::latency(stable, &qs, &w)),
+                            samples,
+                            Bound::Max,
+                            ppm(*r),
+                            format!("{pname} latency / {stable}'s"),
+                            false,
+                        );
+                    }
+                }
+                GuardMetric::OutcomeRate {
+                    outcome,
+                    segment,
+                    segment_values,
+                    max_ppm,
+                    min_ppm,
+                    max_ratio_ppm,
+                    min_ratio_ppm,
+                } => {
+                    let outcome = &plan.outcomes[usize::from(*outcome)].name;
+                    // The filter breaks outcomes down by the plan's first segment only; a guard
+                    // on another segment is judged here on the overall rate.
+                    let seg = match segment {
+                        Some(0) => SegmentSel::Values {
+                            segment: plan.segments[0].name.clone(),
+                            values: segment_values.clone(),
+                        },
+                        _ => SegmentSel::All,
+                    };
+                    let per_segment = seg != SegmentSel::All;
+                    let own = q::outcome_rate(arm, outcome, &seg, &w);
+                    let base = q::outcome_rate(stable, outcome, &seg, &w);
+                    let samples = q::outcome_samples(arm, outcome, &seg, &w);
+                    let what = format!("`{outcome}` rate");
+                    let rel = format!("`{outcome}` rate / {stable}'s");
+                    let ratio_expr = if per_segment {
+                        format!("({own} / on (segment_value) {base})")
+                    } else {
+                        ratio(own.clone(), base.clone())
+                    };
+                    for (suffix, v, bound, rel_to_stable) in [
+                        ("max", max_ppm, Bound::Max, false),
+                        ("min", min_ppm, Bound::Min, false),
+                        ("ratio", max_ratio_ppm, Bound::Max, true),
+                        ("min-ratio", min_ratio_ppm, Bound::Min, true),
+                    ] {
+                        if let Some(v) = v {
+                            let (value, what) = if rel_to_stable {
+                                (ratio_expr.clone(), rel.clone())
+                            } else {
+                                (own.clone(), what.clone())
+                            };
+                            push(
+                                suffix,
+                                value,
+                                samples.clone(),
+                                bound,
+                                ppm(*v),
+                                what,
+                                per_segment,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(duration(600), "10m");
+        assert_eq!(duration(7200), "2h");
+        assert_eq!(duration(90), "90s");
+        assert_eq!(ppm(20_000), "0.02");
+        assert_eq!(ppm(1_200_000), "1.2");
+        assert_eq!(ppm(990_000), "0.99");
+        assert_eq!(slug("p99 latency"), "p99-latency");
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote_any(&["65+".into(), "a.b".into()]), r#""65\\+|a\\.b""#);
+    }
+
+    #[test]
+    fn state_codes_match_the_engine() {
+        use serin_policy::guard::Phase;
+        let phases = [
+            Phase::Ramping { step: 0 },
+            Phase::Held { step: 0, guard: 0 },
+            Phase::Promoted,
+            Phase::RolledBack { guard: 0 },
+        ];
+        for (p, (code, _)) in phases.iter().zip(STATES) {
+            assert_eq!(p.code(), *code);
+        }
+        assert_eq!(Phase::RolledBack { guard: 0 }.code(), STATE_ROLLED_BACK);
+        assert_eq!(Phase::Held { step: 0, guard: 0 }.code(), STATE_HELD);
+    }
+
+    #[test]
+    fn tagged_names_follow_istio() {
+        assert_eq!(
+            tagged_name(REQUESTS, &[("arm", "canary")]),
+            "serin_requests_total_arm=.=canary;.;"
+        );
+        let (name, re) = &stats_tags()[0];
+        assert_eq!(*name, "arm");
+        assert_eq!(re, r"(_arm=\.=(.*?);\.;)");
+    }
+}
