@@ -5,6 +5,9 @@
 //! `{ a = 1 }`, no trailing whitespace, one final newline. Comments stay where they were. The
 //! result is checked to mean exactly what the input meant.
 
+// A diagnostic is built once per failed run; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use toml_edit::{Array, Decor, DocumentMut, InlineTable, Item, RawString, Table, Value};
 
 use crate::diag::Diagnostic;
@@ -55,18 +58,14 @@ fn clean_block(raw: &str) -> String {
             blank = true;
             continue;
         }
-        if blank && !out.is_empty() {
-            out.push('\n');
-        } else if blank && out.is_empty() {
+        if blank {
             out.push('\n');
         }
         blank = false;
         out.push_str(t);
         out.push('\n');
     }
-    if blank && !out.is_empty() {
-        out.push('\n');
-    } else if blank {
+    if blank {
         out.push('\n');
     }
     out

@@ -341,18 +341,18 @@ fn ramp_not_monotone(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
         let Ok(w) = percent_bp(&s.weight.v) else {
             continue;
         };
-        if let Some(pw) = prev {
-            if w <= pw {
-                out.push(
-                    Diagnostic::warning(
-                        "ramp-not-monotone",
-                        format!("ramp step {} ({} percent) does not raise the weight of step {i} ({} percent)", i + 1, fmt_bp(w), fmt_bp(pw)),
-                        s.weight.span.clone(),
-                    )
-                    .with_label(if w == pw { "same weight" } else { "lower weight" })
-                    .with_help("each step should raise the weight; to go back, roll back instead of ramping down"),
-                );
-            }
+        if let Some(pw) = prev
+            && w <= pw
+        {
+            out.push(
+                Diagnostic::warning(
+                    "ramp-not-monotone",
+                    format!("ramp step {} ({} percent) does not raise the weight of step {i} ({} percent)", i + 1, fmt_bp(w), fmt_bp(pw)),
+                    s.weight.span.clone(),
+                )
+                .with_label(if w == pw { "same weight" } else { "lower weight" })
+                .with_help("each step should raise the weight; to go back, roll back instead of ramping down"),
+            );
         }
         prev = Some(w);
     }

@@ -399,12 +399,12 @@ impl Lower {
         }
 
         let mut rules = Vec::new();
-        if let Some(n) = top.node("rules") {
-            if let Some(items) = self.array(n, "rules") {
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(r) = self.rule(item, i) {
-                        rules.push(r);
-                    }
+        if let Some(n) = top.node("rules")
+            && let Some(items) = self.array(n, "rules")
+        {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(r) = self.rule(item, i) {
+                    rules.push(r);
                 }
             }
         }
@@ -454,12 +454,12 @@ impl Lower {
         };
 
         let mut guards = Vec::new();
-        if let Some(n) = top.node("guards") {
-            if let Some(items) = self.array(n, "guards") {
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(g) = self.guard(item, i) {
-                        guards.push(g);
-                    }
+        if let Some(n) = top.node("guards")
+            && let Some(items) = self.array(n, "guards")
+        {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(g) = self.guard(item, i) {
+                    guards.push(g);
                 }
             }
         }
@@ -482,13 +482,13 @@ impl Lower {
             let t = self.table(n, "metrics", keys::METRICS)?;
             let labels = self.opt_strings(&t, "labels");
             let mut buckets = Vec::new();
-            if let Some(n) = t.node("latency_buckets_ms") {
-                if let Some(items) = self.array(n, "metrics.latency_buckets_ms") {
-                    buckets = items
-                        .iter()
-                        .filter_map(|n| self.float(n, "metrics.latency_buckets_ms"))
-                        .collect();
-                }
+            if let Some(n) = t.node("latency_buckets_ms")
+                && let Some(items) = self.array(n, "metrics.latency_buckets_ms")
+            {
+                buckets = items
+                    .iter()
+                    .filter_map(|n| self.float(n, "metrics.latency_buckets_ms"))
+                    .collect();
             }
             Some(MetricsDef {
                 span: t.span.clone(),
@@ -551,10 +551,10 @@ impl Lower {
                 .collect();
             Some(S::new(ws, n.span.clone()))
         });
-        let fallback = t.node("fallback").and_then(|n| self.fallback(n, &what));
+        let fallback = t.node("fallback").and_then(|n| self.fallback(n, what));
         let bucketing = match t.node("bucketing") {
             None => S::new(Bucketing::Serin, t.span.start..t.span.start),
-            Some(n) => self.bucketing(n, &what)?,
+            Some(n) => self.bucketing(n, what)?,
         };
         Some(SplitDef {
             name,
@@ -581,10 +581,10 @@ impl Lower {
                 s.span.clone(),
             )
             .with_label("expected `header:NAME`, `cookie:NAME` or `query:NAME`");
-            if let Some((kind, _)) = s.v.split_once(':') {
-                if let Some(k) = did_you_mean(kind, ["header", "cookie", "query"]) {
-                    d = d.with_help(format!("did you mean `{k}:`?"));
-                }
+            if let Some((kind, _)) = s.v.split_once(':')
+                && let Some(k) = did_you_mean(kind, ["header", "cookie", "query"])
+            {
+                d = d.with_help(format!("did you mean `{k}:`?"));
             }
             self.err(d);
         }

@@ -626,13 +626,13 @@ fn ramp(cx: &mut Ctx<'_>, r: &RampDef, split_names: &[String], splits: &[Split])
             lanes,
         });
     }
-    if let Some(rps) = &r.expected_rps {
-        if rps.v <= 0.0 {
-            cx.err(
-                Diagnostic::error("range", "`expected_rps` must be above 0", rps.span.clone())
-                    .with_label("not a rate"),
-            );
-        }
+    if let Some(rps) = &r.expected_rps
+        && rps.v <= 0.0
+    {
+        cx.err(
+            Diagnostic::error("range", "`expected_rps` must be above 0", rps.span.clone())
+                .with_label("not a rate"),
+        );
     }
     Some(Ramp {
         split: index as u16,

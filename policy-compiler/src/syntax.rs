@@ -3,6 +3,9 @@
 //! The tree keeps the order of keys as written (arms and weights are ordered) and is independent
 //! of the TOML library, so later stages never see it.
 
+// A diagnostic is built once per failed run; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Diagnostic, Span};

@@ -156,7 +156,7 @@ pub fn validate(policy: &Policy) -> Result<Checked, Vec<Diagnostic>> {
     }
     check_unique(
         &mut cx,
-        policy.arms.iter().map(|a| &a.value).flatten().collect(),
+        policy.arms.iter().flat_map(|a| &a.value).collect(),
         "arm value",
         "two arms with one routing value cannot be told apart by the proxy",
     );
@@ -532,8 +532,7 @@ fn serin_lanes(
     }
     let n = others.len() as u32;
     let mut lanes = Vec::new();
-    if n > 0 {
-        let width = SERIN_SCALE / n;
+    if let Some(width) = SERIN_SCALE.checked_div(n) {
         for (k, (arm, w, bp)) in others.iter().enumerate() {
             if *bp > width {
                 cx.err(
@@ -715,7 +714,7 @@ fn flagd_lanes(
 }
 
 pub fn fmt_bp(bp: u32) -> String {
-    if bp % 100 == 0 {
+    if bp.is_multiple_of(100) {
         format!("{}", bp / 100)
     } else {
         format!("{}.{:02}", bp / 100, bp % 100)
@@ -851,7 +850,8 @@ fn matcher(cx: &mut Ctx<'_>, c: &S<Cond>) -> Option<Matcher> {
             }
         }
         Cond::Users { key, list } => {
-            let (ids, test_of): (&Vec<S<String>>, fn(Vec<String>) -> Test) = match list {
+            type MakeTest = fn(Vec<String>) -> Test;
+            let (ids, test_of): (&Vec<S<String>>, MakeTest) = match list {
                 UserList::Allow(l) => (l, Test::AnyOf),
                 UserList::Deny(l) => (l, Test::NoneOf),
             };
