@@ -18,6 +18,19 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
+/// Every policy in `examples/`.
+fn examples() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "{names:?}");
+    names
+}
+
 fn temp(name: &str, text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("serin-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
