@@ -15,7 +15,13 @@ static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(0);
 
 impl Envoy {
     /// Start Envoy on `config` (YAML) from directory `cwd` and wait until its admin says LIVE.
-    pub fn start(envoy: &Path, config: &str, admin_port: u16, cwd: &Path, concurrency: u32) -> Result<Envoy, String> {
+    pub fn start(
+        envoy: &Path,
+        config: &str,
+        admin_port: u16,
+        cwd: &Path,
+        concurrency: u32,
+    ) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -33,7 +39,11 @@ impl Envoy {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", envoy.display()))?;
-        let mut envoy = Envoy { child, admin_port, dir };
+        let mut envoy = Envoy {
+            child,
+            admin_port,
+            dir,
+        };
         envoy.wait_live()?;
         Ok(envoy)
     }
@@ -42,14 +52,20 @@ impl Envoy {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("Envoy exited ({status}) while starting:\n{}", self.log_tail(40)));
+                return Err(format!(
+                    "Envoy exited ({status}) while starting:\n{}",
+                    self.problems()
+                ));
             }
             if self.admin("/ready").is_ok_and(|body| body.trim() == "LIVE") {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("Envoy was not LIVE within 30 s:\n{}", self.log_tail(40)))
+        Err(format!(
+            "Envoy was not LIVE within 30 s:\n{}",
+            self.log_tail(40)
+        ))
     }
 
     /// GET a path on the admin interface.
@@ -74,6 +90,17 @@ impl Envoy {
     /// Envoy's own log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    /// Envoy's warnings, errors and the filter's log lines: what explains a failure.
+    pub fn problems(&self) -> String {
+        let log = self.log();
+        let keep = |l: &&str| {
+            ["][warning]", "][error]", "][critical]", "wasm log"]
+                .iter()
+                .any(|k| l.contains(k))
+        };
+        log.lines().filter(keep).collect::<Vec<_>>().join("\n")
     }
 
     pub fn log_tail(&self, lines: usize) -> String {

@@ -22,12 +22,17 @@ impl Paths {
     pub fn locate() -> Result<Paths, String> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let root = root.canonicalize().unwrap_or(root);
-        let from_env = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+        let from_env = |var: &str, default: PathBuf| {
+            std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+        };
         let envoy = from_env("SERIN_ENVOY", root.join(".tools/venv/bin/envoy"));
         let wasm = from_env("SERIN_FILTER_WASM", root.join("target/filter.wasm"));
         for (what, path) in [("Envoy", &envoy), ("filter.wasm", &wasm)] {
             if !path.is_file() {
-                return Err(format!("{what} not found at {}: run `cargo xtask test`", path.display()));
+                return Err(format!(
+                    "{what} not found at {}: run `cargo xtask test`",
+                    path.display()
+                ));
             }
         }
         Ok(Paths { root, envoy, wasm })
@@ -38,7 +43,9 @@ impl Paths {
     pub fn for_test(test: &str) -> Option<Paths> {
         match Paths::locate() {
             Ok(p) => Some(p),
-            Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => panic!("{test}: {e}"),
+            Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => {
+                panic!("{test}: {e}")
+            }
             Err(e) => {
                 eprintln!("SKIPPED {test}: {e}");
                 None

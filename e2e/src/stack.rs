@@ -18,17 +18,31 @@ pub struct Ports {
 
 impl Ports {
     /// The ports written in envoy-config/ (what a user running the files directly gets).
-    pub const SHIPPED: Ports = Ports { listener: 10000, admin: 9901, upstream_admin: 9902, stable: 10001, canary: 10002 };
+    pub const SHIPPED: Ports = Ports {
+        listener: 10000,
+        admin: 9901,
+        upstream_admin: 9902,
+        stable: 10001,
+        canary: 10002,
+    };
 
     pub fn free() -> Ports {
-        Ports { listener: free_port(), admin: free_port(), upstream_admin: free_port(), stable: free_port(), canary: free_port() }
+        Ports {
+            listener: free_port(),
+            admin: free_port(),
+            upstream_admin: free_port(),
+            stable: free_port(),
+            canary: free_port(),
+        }
     }
 }
 
 fn replace_once(text: &str, from: &str, to: &str) -> Result<String, String> {
     match text.matches(from).count() {
         1 => Ok(text.replacen(from, to, 1)),
-        n => Err(format!("expected `{from}` once in the shipped config, found it {n} times")),
+        n => Err(format!(
+            "expected `{from}` once in the shipped config, found it {n} times"
+        )),
     }
 }
 
@@ -37,14 +51,31 @@ fn port(p: u16) -> String {
 }
 
 /// envoy-config/envoy.yaml with its ports, wasm path and inline plan replaced.
-pub fn front_config(template: &str, ports: Ports, wasm: &Path, plan_json: &str) -> Result<String, String> {
+pub fn front_config(
+    template: &str,
+    ports: Ports,
+    wasm: &Path,
+    plan_json: &str,
+) -> Result<String, String> {
     let s = Ports::SHIPPED;
     let mut c = template.to_string();
-    for (from, to) in [(s.listener, ports.listener), (s.admin, ports.admin), (s.stable, ports.stable), (s.canary, ports.canary)] {
+    for (from, to) in [
+        (s.listener, ports.listener),
+        (s.admin, ports.admin),
+        (s.stable, ports.stable),
+        (s.canary, ports.canary),
+    ] {
         c = replace_once(&c, &port(from), &port(to))?;
     }
-    c = replace_once(&c, "filename: target/filter.wasm", &format!("filename: {}", wasm.display()))?;
-    let line = c.lines().find(|l| l.trim_start().starts_with("value: '{")).ok_or("no inline plan in the shipped config")?;
+    c = replace_once(
+        &c,
+        "filename: target/filter.wasm",
+        &format!("filename: {}", wasm.display()),
+    )?;
+    let line = c
+        .lines()
+        .find(|l| l.trim_start().starts_with("value: '{"))
+        .ok_or("no inline plan in the shipped config")?;
     let indent = &line[..line.len() - line.trim_start().len()];
     if plan_json.contains('\'') {
         return Err("a plan with a single quote cannot be inlined in single-quoted YAML".into());
@@ -57,7 +88,11 @@ pub fn front_config(template: &str, ports: Ports, wasm: &Path, plan_json: &str) 
 pub fn upstream_config(template: &str, ports: Ports) -> Result<String, String> {
     let s = Ports::SHIPPED;
     let mut c = template.to_string();
-    for (from, to) in [(s.upstream_admin, ports.upstream_admin), (s.stable, ports.stable), (s.canary, ports.canary)] {
+    for (from, to) in [
+        (s.upstream_admin, ports.upstream_admin),
+        (s.stable, ports.stable),
+        (s.canary, ports.canary),
+    ] {
         c = replace_once(&c, &port(from), &port(to))?;
     }
     Ok(c)
@@ -87,20 +122,62 @@ impl Stack {
 
     pub fn start_with(paths: &Paths, plan_json: &str, workers: u32) -> Result<Stack, String> {
         let read = |name: &str| {
-            std::fs::read_to_string(paths.root.join("envoy-config").join(name)).map_err(|e| format!("{name}: {e}"))
+            std::fs::read_to_string(paths.root.join("envoy-config").join(name))
+                .map_err(|e| format!("{name}: {e}"))
         };
         let ports = Ports::free();
-        let upstreams =
-            Envoy::start(&paths.envoy, &upstream_config(&read("upstreams.yaml")?, ports)?, ports.upstream_admin, &paths.root, 1)?;
+        let upstreams = Envoy::start(
+            &paths.envoy,
+            &upstream_config(&read("upstreams.yaml")?, ports)?,
+            ports.upstream_admin,
+            &paths.root,
+            1,
+        )?;
         let front_yaml = front_config(&read("envoy.yaml")?, ports, &paths.wasm, plan_json)?;
         let front = Envoy::start(&paths.envoy, &front_yaml, ports.admin, &paths.root, workers)?;
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).max_idle_connections_per_host(8).build();
-        Ok(Stack { front, upstreams, ports, agent })
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .max_idle_connections_per_host(8)
+            .build();
+        Ok(Stack {
+            front,
+            upstreams,
+            ports,
+            agent,
+        })
+    }
+
+    /// Change the upstreams' runtime (fault injection, flag rates; see envoy-config/upstreams.yaml).
+    pub fn set_upstream_runtime(&self, key: &str, value: u32) -> Result<(), String> {
+        self.upstreams
+            .admin_post(&format!("/runtime_modify?{key}={value}"))
+            .map(|_| ())
+    }
+
+    /// The value of one series in the front Envoy's `/stats/prometheus`, e.g.
+    /// `serin_requests_total{arm="canary"}`; `None` when absent.
+    pub fn prometheus(&self, series: &str) -> Option<f64> {
+        let text = self.front.admin("/stats/prometheus").ok()?;
+        // Envoy writes a series without labels as `name{} value`.
+        let unlabelled = format!("{series}{{}}");
+        let series = if series.contains('{') {
+            series
+        } else {
+            unlabelled.as_str()
+        };
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// GET `path` through the front Envoy with these request headers.
     pub fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
-        let mut req = self.agent.get(&format!("http://127.0.0.1:{}{path}", self.ports.listener));
+        let mut req = self
+            .agent
+            .get(&format!("http://127.0.0.1:{}{path}", self.ports.listener));
         for (k, v) in headers {
             req = req.set(k, v);
         }

@@ -26,7 +26,14 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(plan: Plan) -> Worker {
-        let rollout = Rollout::from_plan(&plan, Params::default());
+        // A sub-window is judged only once every worker has had a tick after it ended and so
+        // has published its counts for it: workers (and Envoy's main thread) tick at their own
+        // phase, and judging earlier would silently drop the late workers' share.
+        let params = Params {
+            settle_ms: (crate::TICK_MS * 3 / 2) as u32,
+            ..Params::default()
+        };
+        let rollout = Rollout::from_plan(&plan, params);
         let metrics = Metrics::define(&plan);
         // Keyed by digest: counts of one policy never mix with another's, and a reload of the
         // same policy finds its rollout where it was.

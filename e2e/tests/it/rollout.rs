@@ -1,0 +1,405 @@
+//! Measurement and automatic rollback in real Envoy: faults injected into the canary upstream
+//! (envoy-config/upstreams.yaml's fault filter and flag rates, changed at runtime), two Envoy
+//! workers merging their counts through shared data.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serin_e2e::{Paths, Stack};
+use serin_policy::Plan;
+
+/// Rollout state gauge values (see serin_policy::guard::Phase::code).
+const RAMPING: f64 = 1.0;
+const PROMOTED: f64 = 3.0;
+const ROLLED_BACK: f64 = 4.0;
+
+fn compile(source: &str) -> Plan {
+    match serin_compiler::compile_str(source, "test.toml") {
+        Ok(c) => c.plan,
+        Err(d) => panic!("test policy does not compile:\n{d}"),
+    }
+}
+
+/// Traffic from `threads` clients with fresh user ids (10% in the `65+` age band) until
+/// `stop` is set; counts what each arm served.
+struct Load {
+    stop: AtomicBool,
+    sent: AtomicU64,
+    canary: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            stop: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            canary: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    fn run(&self, stack: &Stack, thread: u64) {
+        let mut i = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            i += 1;
+            let user = format!("t{thread}-u{i}");
+            let band = if i % 10 == 0 { "65+" } else { "35-64" };
+            let Ok(reply) = stack.send(
+                "/v1/models/fraud:predict",
+                &[("x-user-id", &user), ("x-age-band", band)],
+            ) else {
+                continue;
+            };
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            if reply.served_by.as_deref() == Some("canary") {
+                self.canary.fetch_add(1, Ordering::Relaxed);
+            }
+            if reply.status >= 500 {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Poll the rollout state gauge until it equals `want` or `limit` passes.
+fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if stack.prometheus("serin_rollout_state") == Some(want) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+const FAULTY_CANARY_POLICY: &str = r#"
+[policy]
+name = "e2e-faulty-canary"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e"
+weights = { canary = 20 }
+fallback = "stable"
+[guard_defaults]
+window = "1m"
+min_samples = 100
+[[guards]]
+name = "error rate"
+metric = "error_rate"
+max = 0.02
+"#;
+
+#[test]
+fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
+    let Some(paths) = Paths::for_test("a_faulty_canary_is_rolled_back_and_then_gets_nothing")
+    else {
+        return;
+    };
+    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY).to_json(), 2)
+        .expect("envoy starts");
+    stack
+        .set_upstream_runtime("fault.http.abort.abort_percent", 10)
+        .unwrap();
+    stack
+        .set_upstream_runtime("fault.http.delay.fixed_delay_percent", 100)
+        .unwrap();
+
+    let load = Load::new();
+    let (rolled_back_after, canary_at_rollback) = std::thread::scope(|s| {
+        for t in 0..8 {
+            let (load, stack) = (&load, &stack);
+            s.spawn(move || load.run(stack, t));
+        }
+        let waited = wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(60));
+        let canary = load.canary.load(Ordering::Relaxed);
+        load.stop.store(true, Ordering::Relaxed);
+        (waited, canary)
+    });
+    let after = rolled_back_after.unwrap_or_else(|| {
+        panic!(
+            "no rollback within 60 s; front log:\n{}",
+            stack.front.log_tail(30)
+        )
+    });
+    eprintln!(
+        "rolled back after {after:?}: {canary_at_rollback} canary requests of {} ({} errors seen by clients)",
+        load.sent.load(Ordering::Relaxed),
+        load.errors.load(Ordering::Relaxed)
+    );
+    let log = stack.front.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("rollout transition"))
+        .expect("the transition is logged");
+    assert!(
+        line.contains("rolled_back") && line.contains("error rate"),
+        "{line}"
+    );
+    assert_eq!(
+        log.matches("rollout transition").count(),
+        1,
+        "one line per transition, not one per worker"
+    );
+
+    // Every worker applies the rollback on its next tick (1 s); from then on, nothing reaches
+    // the canary, whichever worker serves the request.
+    std::thread::sleep(Duration::from_millis(1_100));
+    for i in 0..3_000 {
+        let reply = stack
+            .send("/", &[("x-user-id", &format!("after-{i}"))])
+            .unwrap();
+        assert_eq!(
+            reply.served_by.as_deref(),
+            Some("stable"),
+            "request {i} after the rollback"
+        );
+    }
+    assert_eq!(stack.prometheus("serin_rollout_state"), Some(ROLLED_BACK));
+}
+
+const RAMP_POLICY: &str = r#"
+[policy]
+name = "e2e-ramp"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e-ramp"
+weights = { canary = 10 }
+fallback = "stable"
+[ramp]
+steps = [
+  { weight = 10, min_duration = "2s" },
+  { weight = 50, min_duration = "2s" },
+  { weight = 100, min_duration = "2s" },
+]
+[guard_defaults]
+window = "1m"
+min_samples = 100
+[[guards]]
+name = "error rate"
+metric = "error_rate"
+max = 0.05
+"#;
+
+#[test]
+fn a_healthy_canary_ramps_through_every_step_to_promotion() {
+    let Some(paths) = Paths::for_test("a_healthy_canary_ramps_through_every_step_to_promotion")
+    else {
+        return;
+    };
+    let stack =
+        Stack::start_with(&paths, &compile(RAMP_POLICY).to_json(), 2).expect("envoy starts");
+    let load = Load::new();
+    let mut weights_seen = Vec::new();
+    let promoted = std::thread::scope(|s| {
+        for t in 0..4 {
+            let (load, stack) = (&load, &stack);
+            s.spawn(move || load.run(stack, t));
+        }
+        let start = Instant::now();
+        let mut promoted = false;
+        while start.elapsed() < Duration::from_secs(90) && !promoted {
+            if let Some(w) = stack.prometheus("serin_canary_weight_bp") {
+                if weights_seen.last() != Some(&w) {
+                    weights_seen.push(w);
+                }
+            }
+            promoted = stack.prometheus("serin_rollout_state") == Some(PROMOTED);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        load.stop.store(true, Ordering::Relaxed);
+        promoted
+    });
+    eprintln!(
+        "weights seen: {weights_seen:?}; log:\n{}",
+        stack
+            .front
+            .log()
+            .lines()
+            .filter(|l| l.contains("transition"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(promoted, "not promoted within 90 s");
+    assert_eq!(
+        weights_seen,
+        vec![1_000.0, 5_000.0, 10_000.0],
+        "every step in order, then all traffic"
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    for i in 0..500 {
+        let reply = stack
+            .send("/", &[("x-user-id", &format!("promoted-{i}"))])
+            .unwrap();
+        assert_eq!(
+            reply.served_by.as_deref(),
+            Some("canary"),
+            "after promotion every user is on the canary"
+        );
+    }
+}
+
+const SEGMENT_POLICY: &str = r#"
+[policy]
+name = "e2e-segment"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e-segment"
+weights = { canary = 30 }
+fallback = "stable"
+[segments.age_band]
+header = "x-age-band"
+values = ["18-34", "35-64", "65+"]
+[outcomes.flagged]
+json = "predictions[0]"
+above = 0.5
+[guard_defaults]
+window = "1m"
+min_samples = 100
+[[guards]]
+name = "elderly customers flagged"
+metric = "outcome_rate"
+outcome = "flagged"
+segment = "age_band"
+segment_values = ["65+"]
+max_ratio = 1.2
+[[guards]]
+name = "flag rate overall"
+metric = "outcome_rate"
+outcome = "flagged"
+max_ratio = 1.5
+"#;
+
+#[test]
+fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy() {
+    let Some(paths) = Paths::for_test("a_per_segment_outcome_regression_rolls_back") else {
+        return;
+    };
+    let stack =
+        Stack::start_with(&paths, &compile(SEGMENT_POLICY).to_json(), 2).expect("envoy starts");
+    // Both models flag 10% of everyone; the canary now flags 40% of the 65+ band, which is a
+    // tenth of the traffic: overall 13% against 10% (ratio 1.3, under 1.5), but 4× in 65+.
+    stack
+        .set_upstream_runtime("canary.flag_elderly_percent", 40)
+        .unwrap();
+    let load = Load::new();
+    let rolled_back = std::thread::scope(|s| {
+        for t in 0..6 {
+            let (load, stack) = (&load, &stack);
+            s.spawn(move || load.run(stack, t));
+        }
+        let waited = wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(90));
+        load.stop.store(true, Ordering::Relaxed);
+        waited
+    });
+    let log = stack.front.log();
+    let transitions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rollout transition"))
+        .collect();
+    eprintln!(
+        "after {rolled_back:?} and {} requests:\n{}",
+        load.sent.load(Ordering::Relaxed),
+        transitions.join("\n")
+    );
+    assert!(rolled_back.is_some(), "no rollback within 90 s");
+    // 100 canary samples in the 65+ band (3% of requests) are the minimum; needing far more
+    // requests than that would mean the workers' counts are being lost on the way.
+    let sent = load.sent.load(Ordering::Relaxed);
+    assert!(sent < 30_000, "{sent} requests before the rollback");
+    assert_eq!(transitions.len(), 1);
+    assert!(
+        transitions[0].contains(r#""cause":"elderly customers flagged""#),
+        "{}",
+        transitions[0]
+    );
+
+    // The outcome counters are in Prometheus with their labels.
+    let flagged_65 = r#"serin_outcomes_positive_total{arm="canary",outcome="flagged",segment="age_band",segment_value="65+"}"#;
+    assert!(
+        stack.prometheus(flagged_65).is_some_and(|n| n > 0.0),
+        "{flagged_65} missing"
+    );
+}
+
+#[test]
+fn metrics_reach_prometheus_with_labels() {
+    let Some(paths) = Paths::for_test("metrics_reach_prometheus_with_labels") else {
+        return;
+    };
+    let stack =
+        Stack::start(&paths, &compile(FAULTY_CANARY_POLICY).to_json()).expect("envoy starts");
+    let mut canary = 0;
+    for i in 0..1_000 {
+        let reply = stack.send("/", &[("x-user-id", &format!("m{i}"))]).unwrap();
+        canary += u32::from(reply.served_by.as_deref() == Some("canary"));
+    }
+    std::thread::sleep(Duration::from_millis(1_200)); // one tick flushes the tallies
+    assert_eq!(
+        stack.prometheus(r#"serin_requests_total{arm="canary"}"#),
+        Some(f64::from(canary))
+    );
+    assert_eq!(
+        stack.prometheus(r#"serin_requests_total{arm="stable"}"#),
+        Some(f64::from(1_000 - canary))
+    );
+    assert_eq!(
+        stack.prometheus(r#"serin_responses_total{arm="canary",class="2xx"}"#),
+        Some(f64::from(canary))
+    );
+    assert_eq!(stack.prometheus("serin_rollout_state"), Some(RAMPING));
+    let text = stack.front.admin("/stats/prometheus").unwrap();
+    assert!(
+        text.contains(r#"serin_request_duration_milliseconds_bucket{arm="canary""#),
+        "latency histogram missing"
+    );
+}
+
+#[test]
+fn every_response_is_counted_with_its_outcome() {
+    let Some(paths) = Paths::for_test("every_response_is_counted_with_its_outcome") else {
+        return;
+    };
+    let stack =
+        Stack::start_with(&paths, &compile(SEGMENT_POLICY).to_json(), 2).expect("envoy starts");
+    let n = 3_000u32;
+    let load = Load::new();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (load, stack) = (&load, &stack);
+            s.spawn(move || {
+                for i in 0..n / 4 {
+                    let user = format!("t{t}-u{i}");
+                    let band = if i % 10 == 0 { "65+" } else { "35-64" };
+                    let reply = stack
+                        .send("/", &[("x-user-id", &user), ("x-age-band", band)])
+                        .unwrap();
+                    assert_eq!(reply.status, 200);
+                    load.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1_200)); // one tick flushes every worker's tallies
+    let sum = |metric: &str| -> f64 {
+        let text = stack.front.admin("/stats/prometheus").unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(sum("serin_requests_total"), f64::from(n));
+    assert_eq!(sum("serin_responses_total"), f64::from(n));
+    assert_eq!(
+        sum("serin_outcomes_total"),
+        f64::from(n),
+        "every response's outcome was read from its JSON body"
+    );
+}
