@@ -165,7 +165,7 @@ pub fn run(args: Args) -> u8 {
     match args.target {
         Target::Envoy(a) => envoy(a),
         Target::Istio(a) => istio(a),
-        Target::PrometheusRules(c) => simple(&c, |p, src| emit::prometheus::file(p, src)),
+        Target::PrometheusRules(c) => simple(&c, emit::prometheus::file),
         Target::Grafana(c) => simple(&c, |p, _| {
             format!(
                 "{}\n",

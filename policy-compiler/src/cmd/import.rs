@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use serin_compiler::compile_str;
 use serin_compiler::import::nginx;
-use serin_compiler::{Diagnostics, compile_str};
 
 use super::emit::write;
 use super::{EXIT_ERRORS, read, report};
@@ -55,6 +55,5 @@ pub fn run(args: Args) -> u8 {
         eprintln!("error: the imported policy does not compile (a bug in `serin import`)");
         return EXIT_ERRORS;
     }
-    let _ = Diagnostics::new;
     write(a.output.as_deref(), &imported.toml)
 }

@@ -8,7 +8,7 @@
 use serin_policy::{Plan, SERIN_SCALE};
 
 use super::metrics;
-use super::yaml::{Value, b, f, list, map, n, s};
+use super::yaml::{Value, f, list, map, n, s};
 
 /// Where an arm's cluster sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,7 +361,6 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
             ("clusters", list(clusters)),
         ]),
     ));
-    let _ = b;
     let stable = plan.arm(plan.stable);
     let mut head = vec![
         format!(

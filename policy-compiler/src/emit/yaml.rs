@@ -46,9 +46,14 @@ pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
     Value::Sequence(items.into_iter().collect())
 }
 
-/// Any serializable value (a plan) as YAML, keeping its field order.
+/// Any serializable value (a plan) as plain YAML data, keeping its field order.
+///
+/// Through JSON text, because serializing straight to YAML writes an enum variant as a YAML
+/// tag (`!split {split: 0}`), which Kubernetes and the filter's JSON reader both refuse.
+/// JSON is YAML, so parsing it back keeps every key in order and every value's type.
 pub fn from<T: serde::Serialize>(value: &T) -> Value {
-    serde_norway::to_value(value).expect("plain data always converts to YAML")
+    let json = serde_json::to_string(value).expect("plain data serializes");
+    serde_norway::from_str(&json).expect("JSON is YAML")
 }
 
 /// One document, without the leading `---`.

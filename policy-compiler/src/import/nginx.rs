@@ -154,9 +154,7 @@ pub fn pattern_test(p: &str) -> Option<PatternTest> {
             }
         }
         if body.contains('|') {
-            let alts: Option<Vec<String>> = body.split('|').map(literal).collect();
             // `^a|b$` is `^a` or `b$`: not a one-of.
-            let _ = alts;
             return None;
         }
         return literal(body).map(PatternTest::Exact);
@@ -262,10 +260,7 @@ pub fn import(text: &str, name: Option<&str>) -> Result<Imported, String> {
         toml_string(&canary_value)
     ));
     t.push_str("# Route on the routing header (`serin emit envoy` or `serin emit istio`) instead of two Ingresses.\n\n");
-    t.push_str(&format!(
-        "[policy]\nname = {}\n",
-        toml_string(&format!("{ing_name}"))
-    ));
+    t.push_str(&format!("[policy]\nname = {}\n", toml_string(ing_name)));
     t.push_str(&format!(
         "\n[arms.stable]\nvalue = {}\n\n[arms.canary]\nvalue = {}\n",
         toml_string(&stable_value),
@@ -370,10 +365,11 @@ pub fn import(text: &str, name: Option<&str>) -> Result<Imported, String> {
 
     if let Some(anns) = get(canary, &["metadata", "annotations"]).and_then(Value::as_mapping) {
         for (k, _) in anns {
-            if let Some(n) = k.as_str().and_then(|k| k.strip_prefix(PREFIX)) {
-                if n.starts_with("canary") && !KNOWN.contains(&n) {
-                    notes.push(format!("`{PREFIX}{n}` is not mapped"));
-                }
+            if let Some(n) = k.as_str().and_then(|k| k.strip_prefix(PREFIX))
+                && n.starts_with("canary")
+                && !KNOWN.contains(&n)
+            {
+                notes.push(format!("`{PREFIX}{n}` is not mapped"));
             }
         }
     }

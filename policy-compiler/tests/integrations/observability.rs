@@ -1,0 +1,375 @@
+//! Prometheus rules (structure, and `promtool check rules` when installed), the Grafana
+//! dashboard (structure), Argo Rollouts and Flagger analysis (their CRD schemas), and the metric
+//! names against the filter's source.
+
+use std::process::Command;
+
+use serin_compiler::emit::{argo, flagger, grafana, metrics, prometheus};
+
+use crate::common::*;
+
+fn is_duration(s: &str) -> bool {
+    let (num, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && ["s", "m", "h", "d"].contains(&unit)
+}
+
+fn balanced(expr: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut escaped = false;
+    for c in expr.chars() {
+        if in_str {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth == 0 && !in_str
+}
+
+#[test]
+fn prometheus_rules_have_the_policy_thresholds() {
+    for ex in EXAMPLES {
+        let p = plan(ex);
+        let text = prometheus::file(&p, ex);
+        let doc = yaml_docs(&text).remove(0);
+        let groups = doc["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1);
+        let rules = groups[0]["rules"].as_array().unwrap();
+        let checks = metrics::checks(&p);
+        assert_eq!(
+            rules.len(),
+            checks.len() + 2,
+            "{ex}: one rule per guard threshold, plus the state alerts"
+        );
+        for r in rules {
+            let alert = r["alert"].as_str().unwrap();
+            assert!(alert.chars().all(|c| c.is_ascii_alphanumeric()), "{alert}");
+            let expr = r["expr"].as_str().unwrap();
+            assert!(balanced(expr), "{ex}: unbalanced {expr}");
+            assert!(is_duration(r["for"].as_str().unwrap()), "{ex}: {r}");
+            assert!(["critical", "warning"].contains(&r["labels"]["severity"].as_str().unwrap()));
+            assert_eq!(r["labels"]["policy"], p.policy.as_str());
+            assert!(r["annotations"]["summary"].is_string());
+        }
+    }
+    // The case study: the elderly-customers guard, per segment value, 20% above stable.
+    let p = plan("fraud-model.toml");
+    let doc = yaml_docs(&prometheus::file(&p, "fraud-model.toml")).remove(0);
+    let elderly = doc["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["labels"]["guard"] == "elderly customers flagged")
+        .unwrap()
+        .clone();
+    let expr = elderly["expr"].as_str().unwrap();
+    assert!(
+        expr.contains(r#"segment="age_band",segment_value=~"65\\+""#),
+        "{expr}"
+    );
+    assert!(expr.contains("> 1.2"), "{expr}");
+    assert!(expr.contains(">= 200"), "{expr}");
+    assert!(expr.contains("[10m]"), "{expr}");
+    assert_eq!(elderly["labels"]["on_breach"], "rollback");
+    assert_eq!(elderly["labels"]["severity"], "critical");
+}
+
+#[test]
+fn promtool_accepts_the_rules() {
+    let promtool = std::env::var_os("SERIN_PROMTOOL").unwrap_or_else(|| "promtool".into());
+    if Command::new(&promtool).arg("--version").output().is_err() {
+        // Not a CI requirement: Debian's `prometheus` package provides it.
+        eprintln!(
+            "SKIPPED promtool_accepts_the_rules: `promtool` is not installed (apt-get install prometheus)"
+        );
+        return;
+    }
+    let dir = temp_dir("promtool");
+    for ex in EXAMPLES {
+        let path = dir.join(ex.replace(".toml", ".rules.yaml"));
+        std::fs::write(&path, prometheus::file(&plan(ex), ex)).unwrap();
+        let out = Command::new(&promtool)
+            .arg("check")
+            .arg("rules")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{ex}: promtool refused the rules:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn grafana_dashboard_structure() {
+    for ex in EXAMPLES {
+        let p = plan(ex);
+        let d = grafana::dashboard(&p);
+        assert!(d["uid"].as_str().unwrap().len() <= 40);
+        assert!(d["schemaVersion"].as_u64().unwrap() >= 36);
+        let panels = d["panels"].as_array().unwrap();
+        let mut ids: Vec<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), panels.len(), "unique panel ids");
+        let titles: Vec<&str> = panels
+            .iter()
+            .map(|p| p["title"].as_str().unwrap())
+            .collect();
+        for want in [
+            "Traffic share per arm",
+            "Error rate",
+            "Latency quantiles per arm",
+            "Rollout state",
+        ] {
+            assert!(
+                titles.iter().any(|t| t.starts_with(want)),
+                "{ex}: no `{want}` panel in {titles:?}"
+            );
+        }
+        assert_eq!(
+            titles.iter().any(|t| t.starts_with("Outcome rate")),
+            !p.outcomes.is_empty(),
+            "{ex}"
+        );
+        for panel in panels {
+            for k in ["type", "gridPos", "targets", "datasource"] {
+                assert!(!panel[k].is_null(), "{ex}: panel without {k}");
+            }
+            for t in panel["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                assert!(balanced(expr), "{expr}");
+                assert!(
+                    metrics::ALL.iter().any(|(m, _, _)| expr.contains(m)),
+                    "{ex}: a query on no Serin metric: {expr}"
+                );
+            }
+        }
+    }
+    let fraud = grafana::dashboard(&plan("fraud-model.toml"));
+    let outcome = fraud["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"].as_str().unwrap().starts_with("Outcome"))
+        .unwrap()
+        .clone();
+    assert!(
+        outcome["targets"][0]["expr"]
+            .as_str()
+            .unwrap()
+            .contains("segment_value")
+    );
+    let errors = &fraud["panels"][1];
+    assert_eq!(
+        errors["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"].as_f64(),
+        Some(0.02)
+    );
+}
+
+#[test]
+fn argo_analysis_template_validates_against_its_crd() {
+    let Some(crd) = shared_schema(
+        "argo_analysis_template_validates_against_its_crd",
+        "argo-rollouts/analysis-template-crd.yaml",
+    ) else {
+        return;
+    };
+    let schema = crd_schema(&crd, "AnalysisTemplate", "v1alpha1");
+    for ex in EXAMPLES {
+        let p = plan(ex);
+        let doc = yaml_docs(&argo::file(
+            &p,
+            Some("models"),
+            argo::DEFAULT_PROMETHEUS,
+            ex,
+        ))
+        .remove(0);
+        let errors = validate(&schema, &doc);
+        assert!(errors.is_empty(), "{ex}:\n{}\n{doc:#}", errors.join("\n"));
+        let m = doc["spec"]["metrics"].as_array().unwrap();
+        assert_eq!(m.len(), metrics::checks(&p).len(), "{ex}");
+    }
+    let p = plan("fraud-model.toml");
+    let doc = yaml_docs(&argo::file(&p, None, "http://prom:9090", "x")).remove(0);
+    let m = doc["spec"]["metrics"].as_array().unwrap();
+    let err = m.iter().find(|m| m["name"] == "error-rate-max").unwrap();
+    assert_eq!(
+        err["successCondition"],
+        "isNaN(result[0]) || result[0] <= 0.02"
+    );
+    assert_eq!(err["failureLimit"], 0);
+    let hold = m
+        .iter()
+        .find(|m| m["name"] == "flag-rate-overall-ratio")
+        .unwrap();
+    assert_eq!(
+        hold["failureCondition"], "false",
+        "a hold guard is inconclusive, never failed"
+    );
+    // The strict schema is live: a misspelt field is refused.
+    let mut bad = doc.clone();
+    bad["spec"]["metrics"][0]["sucessCondition"] = "true".into();
+    assert!(!validate(&schema, &bad).is_empty());
+}
+
+#[test]
+fn flagger_templates_and_canary_validate_against_the_crds() {
+    let Some(crd) = shared_schema(
+        "flagger_templates_and_canary_validate_against_the_crds",
+        "flagger/crd.yaml",
+    ) else {
+        return;
+    };
+    let mt = crd_schema(&crd, "MetricTemplate", "v1beta1");
+    let canary = crd_schema(&crd, "Canary", "v1beta1");
+    for ex in EXAMPLES {
+        let p = plan(ex);
+        let opts = flagger::Options {
+            namespace: Some("models".into()),
+            ..flagger::Options::default()
+        };
+        let docs = yaml_docs(&flagger::file(&p, &opts, ex));
+        assert_eq!(docs.len(), metrics::checks(&p).len() + 1, "{ex}");
+        for d in &docs {
+            let schema = if d["kind"] == "Canary" { &canary } else { &mt };
+            let errors = validate(schema, d);
+            assert!(
+                errors.is_empty(),
+                "{ex}: {}:\n{}\n{d:#}",
+                d["kind"],
+                errors.join("\n")
+            );
+        }
+    }
+    let docs = yaml_docs(&flagger::file(
+        &plan("multi-step-ramp.toml"),
+        &flagger::Options::default(),
+        "x",
+    ));
+    let c = docs.last().unwrap();
+    assert_eq!(
+        c["spec"]["analysis"]["stepWeights"],
+        serde_json::json!([1, 5, 25])
+    );
+    let m = &c["spec"]["analysis"]["metrics"][1];
+    assert_eq!(m["thresholdRange"]["max"].as_f64(), Some(300.0), "{m}");
+}
+
+#[test]
+fn metric_names_match_the_filter() {
+    let src = root().join("filter/src/metrics.rs");
+    let Ok(text) = std::fs::read_to_string(&src) else {
+        missing(
+            "metric_names_match_the_filter",
+            &format!("{} is absent", src.display()),
+        );
+        return;
+    };
+    let guide = std::fs::read_to_string(root().join("docs/guides/observability.md")).unwrap();
+    for (name, _, labels) in metrics::ALL {
+        assert!(
+            guide.contains(&format!("`{name}`")),
+            "docs/guides/observability.md does not list `{name}`"
+        );
+        assert!(
+            text.contains(&format!("\"{name}")),
+            "the filter defines no `{name}`"
+        );
+        for l in *labels {
+            assert!(
+                text.contains(&format!("\"{l}\"")),
+                "the filter sets no `{l}` label"
+            );
+        }
+    }
+}
+
+/// The files under `deploy/`, as `serin emit` writes them for examples/fraud-model.toml.
+fn deploy_files() -> Vec<(&'static str, String)> {
+    use serin_compiler::emit::envoy;
+    let p = plan("fraud-model.toml");
+    let src = "examples/fraud-model.toml";
+    let dogstatsd = envoy::Options {
+        dogstatsd: Some(envoy::Upstream {
+            host: "127.0.0.1".into(),
+            port: 8125,
+        }),
+        source: src.into(),
+        ..envoy::Options::default()
+    };
+    vec![
+        (
+            "deploy/prometheus/fraud-model.rules.yaml",
+            prometheus::file(&p, src),
+        ),
+        (
+            "deploy/grafana/fraud-model.dashboard.json",
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&grafana::dashboard(&p)).unwrap()
+            ),
+        ),
+        (
+            "deploy/argo/fraud-model.analysis-template.yaml",
+            argo::file(&p, None, argo::DEFAULT_PROMETHEUS, src),
+        ),
+        (
+            "deploy/flagger/fraud-model.yaml",
+            flagger::file(&p, &flagger::Options::default(), src),
+        ),
+        ("deploy/dogstatsd/envoy.yaml", envoy::config(&p, &dogstatsd)),
+    ]
+}
+
+#[test]
+fn deploy_examples_are_fresh() {
+    let update = std::env::var_os("SERIN_UPDATE").is_some();
+    let mut stale = Vec::new();
+    for (rel, want) in deploy_files() {
+        let path = root().join(rel);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &want).unwrap();
+        }
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+            stale.push(rel);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale: {stale:?}; regenerate with `SERIN_UPDATE=1 cargo test -p serin-policy-compiler --test integrations fresh`"
+    );
+}
+
+#[test]
+fn deploy_dogstatsd_example_validates_in_envoy() {
+    let Some((bin, wasm)) = envoy_and_wasm("deploy_dogstatsd_example_validates_in_envoy") else {
+        return;
+    };
+    let text = std::fs::read_to_string(root().join("deploy/dogstatsd/envoy.yaml")).unwrap();
+    let config = text.replace(
+        "filename: target/filter.wasm",
+        &format!("filename: {}", wasm.display()),
+    );
+    envoy_validate(&bin, &config, "deploy-dogstatsd").unwrap();
+}
