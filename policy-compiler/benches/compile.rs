@@ -33,6 +33,11 @@ fn bench(c: &mut Criterion) {
     let compiled =
         serin_compiler::compile_str(&src, "big.toml").expect("the bench policy compiles");
     assert_eq!(compiled.plan.rules.len(), 1_000);
+    c.bench_function("parse+lower 1000 rules", |b| {
+        b.iter(|| {
+            serin_compiler::parse_str(std::hint::black_box(&src), "big.toml").map(|p| p.rules.len())
+        })
+    });
     c.bench_function("check+compile 1000 rules", |b| {
         b.iter(|| {
             serin_compiler::compile_str(std::hint::black_box(&src), "big.toml")

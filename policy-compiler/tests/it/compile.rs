@@ -84,3 +84,128 @@ fn errors_carry_line_and_column() {
         "{short}"
     );
 }
+
+fn abn(a: &str, b: &str) -> Plan {
+    let src = format!(
+        "[policy]\nname = \"abn\"\n[arms.stable]\n[arms.a]\n[arms.b]\n[split]\nkey = \"header:x-user-id\"\nweights = {{ a = {a}, b = {b} }}\n"
+    );
+    compile_str(&src, "abn.toml").unwrap().plan
+}
+
+fn arm_of(plan: &Plan, user: &str) -> u8 {
+    plan.assign(0, user.as_bytes()).unwrap().arm
+}
+
+#[test]
+fn raising_a_weight_never_moves_a_user_out_of_an_arm() {
+    let weights = [
+        ("1", "1"),
+        ("5", "0.5"),
+        ("12.5", "5"),
+        ("30", "20"),
+        ("50", "50"),
+    ];
+    let plans: Vec<Plan> = weights.iter().map(|(a, b)| abn(a, b)).collect();
+    for i in 0..20_000 {
+        let user = format!("user-{i}");
+        for pair in plans.windows(2) {
+            let (before, after) = (arm_of(&pair[0], &user), arm_of(&pair[1], &user));
+            if before != 0 {
+                assert_eq!(before, after, "{user} left arm {before}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ramp_steps_extend_one_lane() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/multi-step-ramp.toml"
+    ))
+    .unwrap();
+    let plan = compile_str(&src, "ramp.toml").unwrap().plan;
+    let ramp = plan.ramp.as_ref().unwrap();
+    assert_eq!(
+        ramp.steps[0].lanes,
+        plan.splits[usize::from(ramp.split)].lanes,
+        "a plan starts at step 0"
+    );
+    for pair in ramp.steps.windows(2) {
+        let (a, b) = (&pair[0].lanes[0], &pair[1].lanes[0]);
+        assert_eq!(a.start, b.start);
+        assert!(a.end < b.end);
+    }
+    assert_eq!(ramp.steps.last().unwrap().lanes[0].end, 10_000);
+}
+
+#[test]
+fn formatting_never_changes_the_plan() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let messy = src.replace(" = ", "=").replace('\n', "\n\n");
+        let tidy = serin_compiler::format::format(&messy).unwrap();
+        let a = compile_str(&src, "a.toml").unwrap().plan;
+        let b = compile_str(&tidy, "b.toml").unwrap().plan;
+        assert_eq!(a.digest, b.digest, "{}", path.display());
+    }
+}
+
+#[test]
+fn the_fraud_example_guards_the_elderly_segment() {
+    use serin_policy::{GuardMetric, OutcomeSource, PathStep};
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/fraud-model.toml"
+    ))
+    .unwrap();
+    let plan = compile_str(&src, "fraud-model.toml").unwrap().plan;
+    assert_eq!(
+        plan.splits[0].lanes,
+        vec![Lane {
+            arm: 1,
+            start: 0,
+            end: 500
+        }]
+    );
+    assert_eq!(plan.segments[0].header, "x-age-band");
+    assert_eq!(
+        plan.outcomes[0].source,
+        OutcomeSource::Json {
+            path: vec![PathStep::Key("predictions".into()), PathStep::Index(0)]
+        }
+    );
+    let elderly = plan
+        .guards
+        .iter()
+        .find(|g| g.name == "elderly customers flagged")
+        .unwrap();
+    assert_eq!(
+        elderly.metric,
+        GuardMetric::OutcomeRate {
+            outcome: 0,
+            segment: Some(0),
+            segment_values: vec!["65+".into()],
+            max_ppm: None,
+            min_ppm: None,
+            max_ratio_ppm: Some(1_200_000),
+            min_ratio_ppm: None,
+        }
+    );
+    let latency = plan
+        .guards
+        .iter()
+        .find(|g| g.name == "p99 latency")
+        .unwrap();
+    assert_eq!(
+        latency.metric,
+        GuardMetric::Latency {
+            quantile_ppm: 990_000,
+            max_ms: None,
+            max_ratio_ppm: Some(1_200_000)
+        }
+    );
+    plan.check_rollout().unwrap();
+}
