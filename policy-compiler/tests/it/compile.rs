@@ -99,8 +99,8 @@ fn arm_of(plan: &Plan, user: &str) -> u8 {
 #[test]
 fn raising_a_weight_never_moves_a_user_out_of_an_arm() {
     let weights = [
-        ("1", "1"),
-        ("5", "0.5"),
+        ("1", "0.5"),
+        ("5", "1"),
         ("12.5", "5"),
         ("30", "20"),
         ("50", "50"),
