@@ -158,6 +158,47 @@ fn explain_json_has_the_trace() {
 }
 
 #[test]
+fn explain_override_rules_and_request_parts() {
+    let testers = example("header-testers.toml");
+    let run = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["explain", testers.as_str(), "--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_slice(&serin(&all).stdout).unwrap()
+    };
+    // Forcing an arm needs the token or a trusted source.
+    let v = run(&["--header", "x-serin-force=canary"]);
+    assert_eq!(v["reason"], "default");
+    let v = run(&[
+        "--header",
+        "x-serin-force=canary",
+        "--source-ip",
+        "10.20.1.2",
+    ]);
+    assert_eq!(
+        (v["reason"].as_str(), v["arm"].as_str()),
+        (Some("override"), Some("canary"))
+    );
+    let v = run(&[
+        "--header",
+        "x-serin-force=canary",
+        "--header",
+        "x-serin-token=change-me-per-environment",
+    ]);
+    assert_eq!(v["reason"], "override");
+    // Path and method together.
+    let v = run(&["--path", "/v1/batch/score", "--method", "POST"]);
+    assert_eq!(v["rule"], "batch");
+    let v = run(&["--path", "/v1/batch/score", "--method", "GET"]);
+    assert!(v["rule"].is_null());
+    // Allow-listed users by header.
+    let v = run(&["--header", "x-user-id=u-1002"]);
+    assert_eq!(
+        (v["rule"].as_str(), v["arm"].as_str()),
+        (Some("beta users"), Some("canary"))
+    );
+}
+
+#[test]
 fn fmt_check_and_rewrite() {
     let messy = temp(
         "messy.toml",
