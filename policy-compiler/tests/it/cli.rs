@@ -43,13 +43,8 @@ const WARNS: &str = "[policy]\nname = \"w\"\n[arms.stable]\n[arms.canary]\n[spli
 
 #[test]
 fn check_exit_codes() {
-    for ex in [
-        "fraud-model.toml",
-        "percent-canary.toml",
-        "header-testers.toml",
-        "multi-step-ramp.toml",
-    ] {
-        let out = serin(&["check", "--deny-warnings", &example(ex)]);
+    for ex in examples() {
+        let out = serin(&["check", "--deny-warnings", &example(&ex)]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -211,14 +206,9 @@ fn fmt_check_and_rewrite() {
         "[policy]\nname = \"m\"  # keep me\n\n[arms.stable]\n"
     );
     assert_eq!(serin(&["fmt", "--check", &messy]).status.code(), Some(0));
-    for ex in [
-        "fraud-model.toml",
-        "percent-canary.toml",
-        "header-testers.toml",
-        "multi-step-ramp.toml",
-    ] {
+    for ex in examples() {
         assert_eq!(
-            serin(&["fmt", "--check", &example(ex)]).status.code(),
+            serin(&["fmt", "--check", &example(&ex)]).status.code(),
             Some(0),
             "{ex} is not formatted"
         );
