@@ -202,6 +202,10 @@ impl Diagnostics {
                     "span": d.span.as_ref().map(|s| [s.start, s.end]),
                     "label": d.label,
                     "help": d.help,
+                    "related": d.related.iter().map(|(s, label)| {
+                        let (line, column) = line_col(&self.source, s.start);
+                        serde_json::json!({ "line": line, "column": column, "span": [s.start, s.end], "label": label })
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -57,6 +57,11 @@ pub const LINTS: &[Lint] = &[
         check: unleash_variants_with_stable,
     },
     Lint {
+        code: "unused-definition",
+        doc: "A segment or outcome is declared but no guard uses it and `[metrics]` does not label by it, so the filter reads it for nothing.",
+        check: unused_definitions,
+    },
+    Lint {
         code: "random-fallback-not-sticky",
         doc: "A random fallback does not name its sticky cookie, or keeps it for less than a day, so clients without a key may flip between arms.",
         check: random_fallback_not_sticky,
@@ -464,6 +469,52 @@ fn unleash_variants_with_stable(p: &Policy, c: &Checked, out: &mut Vec<Diagnosti
                 .with_help(format!(
                     "Unleash assigns variants with another seed than rollouts; to match a gradual rollout, leave `{stable}` out of the weights"
                 )),
+            );
+        }
+    }
+}
+
+fn unused_definitions(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
+    let labelled = |l: &str| {
+        p.metrics
+            .as_ref()
+            .is_some_and(|m| m.labels.iter().any(|x| x.v == l))
+    };
+    for s in &p.segments {
+        let used = p
+            .guards
+            .iter()
+            .any(|g| g.segment.as_ref().is_some_and(|x| x.v == s.name.v));
+        if !used && !labelled("segment") {
+            out.push(
+                Diagnostic::warning(
+                    "unused-definition",
+                    format!("segment `{}` is declared but nothing uses it", s.name.v),
+                    s.name.span.clone(),
+                )
+                .with_label("unused")
+                .with_help(
+                    "name it in a guard's `segment`, or add `segment` to `[metrics] labels`",
+                ),
+            );
+        }
+    }
+    for o in &p.outcomes {
+        let used = p
+            .guards
+            .iter()
+            .any(|g| g.outcome.as_ref().is_some_and(|x| x.v == o.name.v));
+        if !used && !labelled("outcome") {
+            out.push(
+                Diagnostic::warning(
+                    "unused-definition",
+                    format!("outcome `{}` is declared but nothing uses it", o.name.v),
+                    o.name.span.clone(),
+                )
+                .with_label("unused")
+                .with_help(
+                    "name it in an `outcome_rate` guard, or add `outcome` to `[metrics] labels`",
+                ),
             );
         }
     }
