@@ -2,9 +2,11 @@
 //! send requests, read which arm answered. Used by the e2e tests, the demo and the load bench.
 
 mod envoy;
+mod load;
 mod stack;
 
 pub use envoy::Envoy;
+pub use load::Load;
 pub use stack::{Ports, Reply, Stack, front_config, upstream_config};
 
 use std::path::PathBuf;

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serin_compiler::emit::envoy::{Options, Upstream};
+use serin_policy::Plan;
+
 use crate::{Envoy, Paths, free_port};
 
 /// The ports the shipped configs use, and what a run uses instead.
@@ -50,38 +53,24 @@ fn port(p: u16) -> String {
     format!("port_value: {p} ")
 }
 
-/// envoy-config/envoy.yaml with its ports, wasm path and inline plan replaced.
-pub fn front_config(
-    template: &str,
-    ports: Ports,
-    wasm: &Path,
-    plan_json: &str,
-) -> Result<String, String> {
-    let s = Ports::SHIPPED;
-    let mut c = template.to_string();
-    for (from, to) in [
-        (s.listener, ports.listener),
-        (s.admin, ports.admin),
-        (s.stable, ports.stable),
-        (s.canary, ports.canary),
-    ] {
-        c = replace_once(&c, &port(from), &port(to))?;
-    }
-    c = replace_once(
-        &c,
-        "filename: target/filter.wasm",
-        &format!("filename: {}", wasm.display()),
-    )?;
-    let line = c
-        .lines()
-        .find(|l| l.trim_start().starts_with("value: '{"))
-        .ok_or("no inline plan in the shipped config")?;
-    let indent = &line[..line.len() - line.trim_start().len()];
-    if plan_json.contains('\'') {
-        return Err("a plan with a single quote cannot be inlined in single-quoted YAML".into());
-    }
-    let replaced = format!("{indent}value: '{plan_json}'");
-    Ok(c.replacen(line, &replaced, 1))
+/// The front Envoy for `plan`, as `serin emit envoy` writes it, on these ports; the arms
+/// named `stable` and `canary` go to the stand-in upstreams.
+pub fn front_config(plan: &Plan, ports: Ports, wasm: &Path) -> String {
+    let upstream = |port| Upstream {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    let options = Options {
+        wasm: wasm.display().to_string(),
+        listen: ports.listener,
+        admin: ports.admin,
+        upstreams: vec![
+            ("stable".into(), upstream(ports.stable)),
+            ("canary".into(), upstream(ports.canary)),
+        ],
+        ..Options::default()
+    };
+    serin_compiler::emit::envoy::config(plan, &options)
 }
 
 /// envoy-config/upstreams.yaml with its ports replaced.
@@ -116,11 +105,11 @@ pub struct Reply {
 }
 
 impl Stack {
-    pub fn start(paths: &Paths, plan_json: &str) -> Result<Stack, String> {
-        Stack::start_with(paths, plan_json, 1)
+    pub fn start(paths: &Paths, plan: &Plan) -> Result<Stack, String> {
+        Stack::start_with(paths, plan, 1)
     }
 
-    pub fn start_with(paths: &Paths, plan_json: &str, workers: u32) -> Result<Stack, String> {
+    pub fn start_with(paths: &Paths, plan: &Plan, workers: u32) -> Result<Stack, String> {
         let read = |name: &str| {
             std::fs::read_to_string(paths.root.join("envoy-config").join(name))
                 .map_err(|e| format!("{name}: {e}"))
@@ -133,7 +122,7 @@ impl Stack {
             &paths.root,
             1,
         )?;
-        let front_yaml = front_config(&read("envoy.yaml")?, ports, &paths.wasm, plan_json)?;
+        let front_yaml = front_config(plan, ports, &paths.wasm);
         let front = Envoy::start(&paths.envoy, &front_yaml, ports.admin, &paths.root, workers)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))

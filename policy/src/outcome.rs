@@ -23,7 +23,9 @@ impl Outcome {
     /// The outcome from a JSON response body: `None` when the body is too long, not JSON, or
     /// lacks the field.
     pub fn from_json_body(&self, body: &[u8]) -> Option<bool> {
-        let OutcomeSource::Json { path } = &self.source else { return None };
+        let OutcomeSource::Json { path } = &self.source else {
+            return None;
+        };
         if body.len() > MAX_OUTCOME_BODY {
             return None;
         }
@@ -62,33 +64,70 @@ mod tests {
     use super::*;
 
     fn json_outcome(path: Vec<PathStep>, positive: Positive) -> Outcome {
-        Outcome { name: "flagged".into(), source: OutcomeSource::Json { path }, positive }
+        Outcome {
+            name: "flagged".into(),
+            source: OutcomeSource::Json { path },
+            positive,
+        }
     }
 
     #[test]
     fn tf_serving_and_kserve_shapes() {
-        let tf = json_outcome(vec![PathStep::Key("predictions".into()), PathStep::Index(0)], Positive::Above { value: 0.5 });
-        assert_eq!(tf.from_json_body(br#"{"predictions": [0.93, 0.1]}"#), Some(true));
+        let tf = json_outcome(
+            vec![PathStep::Key("predictions".into()), PathStep::Index(0)],
+            Positive::Above { value: 0.5 },
+        );
+        assert_eq!(
+            tf.from_json_body(br#"{"predictions": [0.93, 0.1]}"#),
+            Some(true)
+        );
         assert_eq!(tf.from_json_body(br#"{"predictions": [0.2]}"#), Some(false));
         assert_eq!(tf.from_json_body(br#"{"predictions": []}"#), None);
         assert_eq!(tf.from_json_body(b"not json"), None);
         let kserve = json_outcome(
-            vec![PathStep::Key("outputs".into()), PathStep::Index(0), PathStep::Key("data".into()), PathStep::Index(0)],
-            Positive::Equals { any_of: vec!["1".into(), "fraud".into()] },
+            vec![
+                PathStep::Key("outputs".into()),
+                PathStep::Index(0),
+                PathStep::Key("data".into()),
+                PathStep::Index(0),
+            ],
+            Positive::Equals {
+                any_of: vec!["1".into(), "fraud".into()],
+            },
         );
-        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"name":"y","data":[1]}]}"#), Some(true));
-        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"data":["fraud"]}]}"#), Some(true));
-        assert_eq!(kserve.from_json_body(br#"{"outputs":[{"data":[0]}]}"#), Some(false));
-        let huge = format!(r#"{{"predictions":[0.9],"pad":"{}"}}"#, "x".repeat(MAX_OUTCOME_BODY));
-        assert_eq!(tf.from_json_body(huge.as_bytes()), None, "over the limit: unknown, not parsed");
+        assert_eq!(
+            kserve.from_json_body(br#"{"outputs":[{"name":"y","data":[1]}]}"#),
+            Some(true)
+        );
+        assert_eq!(
+            kserve.from_json_body(br#"{"outputs":[{"data":["fraud"]}]}"#),
+            Some(true)
+        );
+        assert_eq!(
+            kserve.from_json_body(br#"{"outputs":[{"data":[0]}]}"#),
+            Some(false)
+        );
+        let huge = format!(
+            r#"{{"predictions":[0.9],"pad":"{}"}}"#,
+            "x".repeat(MAX_OUTCOME_BODY)
+        );
+        assert_eq!(
+            tf.from_json_body(huge.as_bytes()),
+            None,
+            "over the limit: unknown, not parsed"
+        );
     }
 
     #[test]
     fn header_outcomes() {
         let o = Outcome {
             name: "flagged".into(),
-            source: OutcomeSource::Header { name: "x-model-decision".into() },
-            positive: Positive::Equals { any_of: vec!["flagged".into()] },
+            source: OutcomeSource::Header {
+                name: "x-model-decision".into(),
+            },
+            positive: Positive::Equals {
+                any_of: vec!["flagged".into()],
+            },
         };
         assert_eq!(o.from_header(Some(b"flagged")), Some(true));
         assert_eq!(o.from_header(Some(b"approved")), Some(false));

@@ -1,71 +1,155 @@
-//! The README's first command: Envoy with Serin in front of two model servers, traffic from a
-//! population of users, and the split shown as it happens.
+//! The README's first command: Envoy with Serin in front of two stand-in fraud models, traffic
+//! from fresh users, the split shown second by second; then the canary starts failing and Serin
+//! rolls it back by itself. Ends with a plot of the run.
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::{envoy_config, tools, wasm};
+use serin_e2e::{Load, Paths, Stack};
 
-const POLICY: &str = "examples/percent-canary.toml";
-const USERS: u32 = 10_000;
+use crate::{envoy_config, plot, tools, wasm};
+
+const POLICY: &str = "examples/fraud-model.toml";
+const HEALTHY_SECONDS: u64 = 6;
+const AFTER_ROLLBACK_SECONDS: u64 = 4;
+
+/// One row of the table (and one point of the plot).
+pub struct Second {
+    pub at: f64,
+    pub requests: u64,
+    pub canary_share: f64,
+    pub canary_error_rate: f64,
+    pub state: f64,
+}
 
 pub fn run(root: &Path) -> Result<(), String> {
     let envoy = tools::ensure_envoy(root)?;
     let wasm = wasm::build_filter(root)?;
-    let plan_json = envoy_config::compile_example(root, POLICY)?;
-    let plan = serin_policy::Plan::from_json(plan_json.as_bytes()).map_err(|e| e.to_string())?;
-    let paths = serin_e2e::Paths { root: root.to_path_buf(), envoy, wasm };
+    let plan = envoy_config::compile_example(root, POLICY)?;
+    let paths = Paths {
+        root: root.to_path_buf(),
+        envoy,
+        wasm,
+    };
 
-    println!("serin demo: policy {POLICY} ({}), {} arms", plan.digest, plan.arms.len());
-    let stack = serin_e2e::Stack::start(&paths, &plan_json)?;
     println!(
-        "envoy with serin on http://127.0.0.1:{} → stable :{} / canary :{}\n",
+        "serin demo: {POLICY} ({}): {} guards, canary at 5% of users",
+        plan.digest,
+        plan.guards.len()
+    );
+    let stack = Stack::start_with(&paths, &plan, 2)?;
+    println!(
+        "envoy (2 workers) with serin on http://127.0.0.1:{} → stable :{} / canary :{}\n",
         stack.ports.listener, stack.ports.stable, stack.ports.canary
     );
+    println!(
+        "{:>5} {:>9} {:>13} {:>14}  state",
+        "t (s)", "requests", "canary share", "canary errors"
+    );
 
-    println!("{:>6} {:>9} {:>9} {:>9} {:>12}", "second", "requests", "stable", "canary", "canary share");
-    let mut total: BTreeMap<String, u32> = BTreeMap::new();
-    let mut second: BTreeMap<String, u32> = BTreeMap::new();
-    let (started, mut tick) = (Instant::now(), Instant::now());
-    let (mut mismatched, mut spoofs_honoured) = (0u32, 0u32);
-    for user in 0..USERS {
-        let id = format!("user-{user}");
-        // Every fourth client tries to pick the canary itself; the filter ignores it.
-        let spoof: &[(&str, &str)] = if user % 4 == 0 { &[("x-serin-arm", "canary")] } else { &[] };
-        let mut headers = vec![("x-user-id", id.as_str())];
-        headers.extend_from_slice(spoof);
-        let reply = stack.send("/v1/models/fraud:predict", &headers)?;
-        let arm = reply.served_by.unwrap_or_else(|| format!("http-{}", reply.status));
-        let expected = plan.arm(plan.decide(&serin_policy::HeaderList::new(&[("x-user-id", id.as_str())])).arm);
-        let wrong = arm != expected.value;
-        mismatched += u32::from(wrong);
-        spoofs_honoured += u32::from(wrong && !spoof.is_empty());
-        *total.entry(arm.clone()).or_default() += 1;
-        *second.entry(arm).or_default() += 1;
-        if tick.elapsed() >= Duration::from_secs(1) || user + 1 == USERS {
-            print_row(started.elapsed().as_secs_f64(), &second);
-            second.clear();
-            tick = Instant::now();
+    let load = Load::default();
+    let mut rows: Vec<Second> = Vec::new();
+    let mut fault_at = None;
+    let mut rolled_back_at: Option<(f64, u64)> = None;
+    std::thread::scope(|s| -> Result<(), String> {
+        for t in 0..4 {
+            let (load, stack) = (&load, &stack);
+            s.spawn(move || load.run(stack, t));
         }
+        let start = Instant::now();
+        let mut last = load.snapshot();
+        let result = loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = load.snapshot();
+            let at = start.elapsed().as_secs_f64();
+            let state = stack.prometheus("serin_rollout_state").unwrap_or(0.0);
+            let row = row(at, &last, &now, state);
+            println!(
+                "{:>5.0} {:>9} {:>12.2}% {:>13.2}%  {}",
+                row.at,
+                row.requests,
+                row.canary_share,
+                row.canary_error_rate,
+                state_name(state)
+            );
+            rows.push(row);
+            last = now;
+            if fault_at.is_none() && at >= HEALTHY_SECONDS as f64 {
+                stack.set_upstream_runtime("fault.http.abort.abort_percent", 10)?;
+                stack.set_upstream_runtime("fault.http.delay.fixed_delay_percent", 100)?;
+                println!(
+                    "      ── the canary model starts failing: 10% of its answers are 503, all 50 ms slower ──"
+                );
+                fault_at = Some(at);
+            }
+            if rolled_back_at.is_none() && state == 4.0 {
+                rolled_back_at = Some((at, now[1]));
+                println!(
+                    "      ── serin rolled the canary back; every new request goes to the stable model ──"
+                );
+            }
+            if let Some((t, _)) = rolled_back_at {
+                if at >= t + AFTER_ROLLBACK_SECONDS as f64 {
+                    break Ok(());
+                }
+            }
+            if at > 90.0 {
+                break Err("the canary was not rolled back within 90 s".to_string());
+            }
+        };
+        load.stop.store(true, Ordering::Relaxed);
+        result
+    })?;
+
+    let transition = stack.front.log().lines().find_map(|l| {
+        l.split_once("rollout transition ")
+            .map(|(_, j)| j.to_string())
+    });
+    let [sent, canary, ..] = load.snapshot();
+    println!("\n{sent} requests, {canary} served by the canary.");
+    if let Some((at, canary_then)) = rolled_back_at {
+        let fault = fault_at.unwrap_or(0.0);
+        println!(
+            "rolled back {:.0} s after the fault began, after {canary_then} canary requests in all.",
+            at - fault
+        );
     }
-    println!("\nsplit over {USERS} users:");
-    for (arm, n) in &total {
-        println!("  {arm:<8} {n:>6}  {:>6.2}%", 100.0 * f64::from(*n) / f64::from(USERS));
+    if let Some(t) = transition {
+        println!("the filter's log line for it:\n  {t}");
     }
-    println!("every answer agreed with the policy's own decision: {}", mismatched == 0);
-    println!("spoofed `x-serin-arm: canary` headers honoured: {spoofs_honoured} of {}", USERS.div_ceil(4));
+    let svg = root.join("target/demo-rollout.svg");
+    std::fs::write(&svg, plot::rollout_svg(&rows, fault_at)).map_err(|e| e.to_string())?;
+    println!("\nplot of the run: {}", svg.display());
     drop(stack);
-    println!("\nstopped Envoy cleanly.");
-    if mismatched > 0 {
-        return Err(format!("{mismatched} requests were served by another arm than the policy chose"));
-    }
+    println!("stopped Envoy cleanly.");
     Ok(())
 }
 
-fn print_row(at: f64, counts: &BTreeMap<String, u32>) {
-    let n: u32 = counts.values().sum();
-    let get = |arm: &str| counts.get(arm).copied().unwrap_or(0);
-    let share = 100.0 * f64::from(get("canary")) / f64::from(n.max(1));
-    println!("{at:>6.1} {n:>9} {:>9} {:>9} {share:>11.2}%", get("stable"), get("canary"));
+fn row(at: f64, before: &[u64; 4], now: &[u64; 4], state: f64) -> Second {
+    let d = |i: usize| now[i] - before[i];
+    let pct = |x: u64, n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            100.0 * x as f64 / n as f64
+        }
+    };
+    Second {
+        at,
+        requests: d(0),
+        canary_share: pct(d(1), d(0)),
+        canary_error_rate: pct(d(3), d(1)),
+        state,
+    }
+}
+
+fn state_name(code: f64) -> &'static str {
+    match code as u8 {
+        1 => "ramping",
+        2 => "held",
+        3 => "promoted",
+        4 => "ROLLED BACK",
+        _ => "starting",
+    }
 }

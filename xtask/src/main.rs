@@ -5,6 +5,7 @@
 
 mod demo;
 mod envoy_config;
+mod plot;
 mod shell;
 mod tools;
 mod wasm;
@@ -56,11 +57,15 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("SERIN_FILTER_WASM", &wasm)
         .env("SERIN_ENVOY", &tools.envoy)
+        .env("SERIN_WRK", &tools.wrk)
         // Tests that need Envoy or filter.wasm fail instead of skipping.
         .env("SERIN_E2E", "require");
     shell::run(&mut cargo)
 }
 
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }

@@ -8,14 +8,22 @@ pub fn cargo() -> Command {
 
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("+ {}", display(cmd));
-    let status = cmd.status().map_err(|e| format!("cannot run `{}`: {e}", display(cmd)))?;
-    if status.success() { Ok(()) } else { Err(format!("`{}` failed: {status}", display(cmd))) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run `{}`: {e}", display(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed: {status}", display(cmd)))
+    }
 }
 
 /// Run and capture stdout; `None` when the program is missing or fails.
 pub fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 pub fn display(cmd: &Command) -> String {
@@ -31,11 +39,16 @@ pub fn display(cmd: &Command) -> String {
 pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     let as_root = |args: &[&str]| {
         let is_root = output(Command::new("id").arg("-u")).as_deref() == Some("0");
-        let mut cmd = if is_root { Command::new(args[0]) } else { Command::new("sudo") };
+        let mut cmd = if is_root {
+            Command::new(args[0])
+        } else {
+            Command::new("sudo")
+        };
         if !is_root {
             cmd.arg(args[0]);
         }
-        cmd.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd.args(&args[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
     run(&mut as_root(&["apt-get", "update", "-q"]))?;

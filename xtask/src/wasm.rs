@@ -18,15 +18,22 @@ pub fn build_filter(root: &Path) -> Result<PathBuf, String> {
     let built = match forced.as_deref() {
         Some("debian") => build_with_debian_rust(root)?,
         Some("rustup") => build_with_rustup_target(root)?,
-        Some(other) => return Err(format!("SERIN_WASM_ROUTE=`{other}`: expected `rustup` or `debian`")),
+        Some(other) => {
+            return Err(format!(
+                "SERIN_WASM_ROUTE=`{other}`: expected `rustup` or `debian`"
+            ));
+        }
         None if has_rustup_target() || add_rustup_target() => build_with_rustup_target(root)?,
         None => {
-            eprintln!("xtask: rustup has no {TARGET} target and cannot add one; using Debian's rust-web-src");
+            eprintln!(
+                "xtask: rustup has no {TARGET} target and cannot add one; using Debian's rust-web-src"
+            );
             build_with_debian_rust(root)?
         }
     };
     let out = root.join("target/filter.wasm");
-    std::fs::copy(&built, &out).map_err(|e| format!("copy {} → {}: {e}", built.display(), out.display()))?;
+    std::fs::copy(&built, &out)
+        .map_err(|e| format!("copy {} → {}: {e}", built.display(), out.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     eprintln!("xtask: {} ({size} bytes)", out.display());
     Ok(out)
@@ -49,7 +56,15 @@ fn build_with_rustup_target(root: &Path) -> Result<PathBuf, String> {
     shell::run(
         shell::cargo()
             .current_dir(root)
-            .args(["build", "--profile", "wasm", "--target", TARGET, "-p", "serin-filter"])
+            .args([
+                "build",
+                "--profile",
+                "wasm",
+                "--target",
+                TARGET,
+                "-p",
+                "serin-filter",
+            ])
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
     Ok(target_dir.join(TARGET).join("wasm/serin_filter.wasm"))
@@ -72,7 +87,16 @@ fn build_with_debian_rust(root: &Path) -> Result<PathBuf, String> {
     shell::run(
         shell::cargo()
             .current_dir(root)
-            .args(["build", "--profile", "wasm", "--target", TARGET, "-Zbuild-std=std,panic_abort", "-p", "serin-filter"])
+            .args([
+                "build",
+                "--profile",
+                "wasm",
+                "--target",
+                TARGET,
+                "-Zbuild-std=std,panic_abort",
+                "-p",
+                "serin-filter",
+            ])
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", lld)

@@ -1,27 +1,24 @@
-//! The shipped Envoy configs are real: Envoy validates them, and the inline plan is fresh.
+//! The shipped Envoy configs are real: Envoy validates them, and envoy-config/envoy.yaml is
+//! exactly what `serin emit envoy examples/percent-canary.toml` writes.
 
-use std::path::Path;
 use std::process::Command;
 
-use serin_e2e::{Paths, Ports, front_config};
+use serin_e2e::Paths;
 
 use crate::compile_example;
 
 #[test]
-fn shipped_envoy_config_carries_the_current_example_plan() {
-    let Some(paths) = Paths::for_test("shipped_envoy_config_carries_the_current_example_plan")
-    else {
+fn shipped_envoy_config_is_the_emitted_one() {
+    let Some(paths) = Paths::for_test("shipped_envoy_config_is_the_emitted_one") else {
         return;
     };
     let shipped = std::fs::read_to_string(paths.root.join("envoy-config/envoy.yaml")).unwrap();
     let plan = compile_example(&paths, "percent-canary.toml");
-    let fresh = front_config(
-        &shipped,
-        Ports::SHIPPED,
-        Path::new("target/filter.wasm"),
-        &plan.to_json(),
-    )
-    .unwrap();
+    let options = serin_compiler::emit::envoy::Options {
+        source: "examples/percent-canary.toml".into(),
+        ..Default::default()
+    };
+    let fresh = serin_compiler::emit::envoy::config(&plan, &options);
     assert!(
         fresh == shipped,
         "envoy-config/envoy.yaml is stale: run `cargo xtask envoy-config`"

@@ -2,10 +2,10 @@
 //! (envoy-config/upstreams.yaml's fault filter and flag rates, changed at runtime), two Envoy
 //! workers merging their counts through shared data.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Paths, Stack};
+use serin_e2e::{Load, Paths, Stack};
 use serin_policy::Plan;
 
 /// Rollout state gauge values (see serin_policy::guard::Phase::code).
@@ -17,48 +17,6 @@ fn compile(source: &str) -> Plan {
     match serin_compiler::compile_str(source, "test.toml") {
         Ok(c) => c.plan,
         Err(d) => panic!("test policy does not compile:\n{d}"),
-    }
-}
-
-/// Traffic from `threads` clients with fresh user ids (10% in the `65+` age band) until
-/// `stop` is set; counts what each arm served.
-struct Load {
-    stop: AtomicBool,
-    sent: AtomicU64,
-    canary: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Load {
-    fn new() -> Load {
-        Load {
-            stop: AtomicBool::new(false),
-            sent: AtomicU64::new(0),
-            canary: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-        }
-    }
-
-    fn run(&self, stack: &Stack, thread: u64) {
-        let mut i = 0u64;
-        while !self.stop.load(Ordering::Relaxed) {
-            i += 1;
-            let user = format!("t{thread}-u{i}");
-            let band = if i % 10 == 0 { "65+" } else { "35-64" };
-            let Ok(reply) = stack.send(
-                "/v1/models/fraud:predict",
-                &[("x-user-id", &user), ("x-age-band", band)],
-            ) else {
-                continue;
-            };
-            self.sent.fetch_add(1, Ordering::Relaxed);
-            if reply.served_by.as_deref() == Some("canary") {
-                self.canary.fetch_add(1, Ordering::Relaxed);
-            }
-            if reply.status >= 500 {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 }
 
@@ -99,8 +57,7 @@ fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
     else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY).to_json(), 2)
-        .expect("envoy starts");
+    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY), 2).expect("envoy starts");
     stack
         .set_upstream_runtime("fault.http.abort.abort_percent", 10)
         .unwrap();
@@ -108,7 +65,7 @@ fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
         .set_upstream_runtime("fault.http.delay.fixed_delay_percent", 100)
         .unwrap();
 
-    let load = Load::new();
+    let load = Load::default();
     let (rolled_back_after, canary_at_rollback) = std::thread::scope(|s| {
         for t in 0..8 {
             let (load, stack) = (&load, &stack);
@@ -192,9 +149,8 @@ fn a_healthy_canary_ramps_through_every_step_to_promotion() {
     else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(RAMP_POLICY).to_json(), 2).expect("envoy starts");
-    let load = Load::new();
+    let stack = Stack::start_with(&paths, &compile(RAMP_POLICY), 2).expect("envoy starts");
+    let load = Load::default();
     let mut weights_seen = Vec::new();
     let promoted = std::thread::scope(|s| {
         for t in 0..4 {
@@ -282,14 +238,13 @@ fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy
     let Some(paths) = Paths::for_test("a_per_segment_outcome_regression_rolls_back") else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(SEGMENT_POLICY).to_json(), 2).expect("envoy starts");
+    let stack = Stack::start_with(&paths, &compile(SEGMENT_POLICY), 2).expect("envoy starts");
     // Both models flag 10% of everyone; the canary now flags 40% of the 65+ band, which is a
     // tenth of the traffic: overall 13% against 10% (ratio 1.3, under 1.5), but 4× in 65+.
     stack
         .set_upstream_runtime("canary.flag_elderly_percent", 40)
         .unwrap();
-    let load = Load::new();
+    let load = Load::default();
     let rolled_back = std::thread::scope(|s| {
         for t in 0..6 {
             let (load, stack) = (&load, &stack);
@@ -334,8 +289,7 @@ fn metrics_reach_prometheus_with_labels() {
     let Some(paths) = Paths::for_test("metrics_reach_prometheus_with_labels") else {
         return;
     };
-    let stack =
-        Stack::start(&paths, &compile(FAULTY_CANARY_POLICY).to_json()).expect("envoy starts");
+    let stack = Stack::start(&paths, &compile(FAULTY_CANARY_POLICY)).expect("envoy starts");
     let mut canary = 0;
     for i in 0..1_000 {
         let reply = stack.send("/", &[("x-user-id", &format!("m{i}"))]).unwrap();
@@ -367,10 +321,9 @@ fn every_response_is_counted_with_its_outcome() {
     let Some(paths) = Paths::for_test("every_response_is_counted_with_its_outcome") else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(SEGMENT_POLICY).to_json(), 2).expect("envoy starts");
+    let stack = Stack::start_with(&paths, &compile(SEGMENT_POLICY), 2).expect("envoy starts");
     let n = 3_000u32;
-    let load = Load::new();
+    let load = Load::default();
     std::thread::scope(|s| {
         for t in 0..4 {
             let (load, stack) = (&load, &stack);

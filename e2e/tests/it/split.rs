@@ -29,7 +29,7 @@ fn split_is_on_target_sticky_and_spoof_proof() {
         return;
     };
     let plan = compile_example(&paths, "percent-canary.toml");
-    let stack = Stack::start(&paths, &plan.to_json()).expect("envoy starts");
+    let stack = Stack::start(&paths, &plan).expect("envoy starts");
 
     // 20,000 distinct users: the canary share is within 4σ of the target, and every request is
     // served by exactly the arm that the native engine chooses.

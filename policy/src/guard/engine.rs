@@ -675,7 +675,17 @@ impl Rollout {
                                 stable.latency.count_at_or_above(micros),
                                 stable.latency.total(),
                             );
-                            (x, n, xs, ns, bernoulli_llr(x, n, p0, p1))
+                            // Slowness common to both arms (a busy host, a pause, a burst)
+                            // is not the canary's: in a sub-window where the stable arm itself
+                            // clearly exceeds the threshold more often than `1 - quantile`, the
+                            // canary is held to the stable arm's rate instead. "Clearly": a
+                            // two-sigma Poisson lower bound, so that the noise of a few stable
+                            // events does not blunt the test.
+                            let xs_low = (xs as f64 - 2.0 * (xs as f64).sqrt()).max(0.0);
+                            let stable_rate = if ns == 0 { 0.0 } else { xs_low / ns as f64 };
+                            let p0_now = p0.max(stable_rate);
+                            let p1_now = raise(p0_now, p1 / p0);
+                            (x, n, xs, ns, bernoulli_llr(x, n, p0_now, p1_now))
                         }
                     }
                 }

@@ -258,3 +258,39 @@ fn a_segment_outcome_regression_rolls_back_while_the_overall_rate_is_within_boun
         )
     );
 }
+
+#[test]
+fn latency_spikes_that_hit_both_arms_do_not_roll_back() {
+    // A busy host: once every two minutes, both arms answer ten times slower for a second
+    // (too rarely to move the stable p99 the guard compares with). Nothing is the
+    // canary's fault, so the p99-ratio guard must not fire (it did before the stable arm's
+    // own rate in the sub-window became the bar).
+    let plan = fixture::plan_with(
+        json!([{ "name": "latency", "arms": [1],
+                 "metric": { "kind": "latency", "quantile_ppm": 990_000, "max_ratio_ppm": 1_200_000 },
+                 "window_seconds": 60, "min_samples": 500, "on_breach": "rollback" }]),
+        steps(3_600),
+    );
+    let rollout = Rollout::from_plan(&plan, Params::default());
+    let mut state = rollout.fresh();
+    let mut window = rollout.window();
+    for second in 0..300u64 {
+        let at = second * 1_000;
+        let slow = second % 120 == 119;
+        for i in 0..400u64 {
+            // A spread of latencies around 40 ms; 10× on a slow second.
+            let base = 30_000 + (i * 7_919 % 20_000);
+            let micros = if slow { base * 10 } else { base };
+            window.record_response(at, Role::Stable, 200, micros, false);
+            if i % 4 == 0 {
+                window.record_response(at, Role::Canary, 200, micros, false);
+            }
+        }
+        rollout.tick(&mut state, at + 999, &window);
+        assert!(
+            !matches!(state.phase(), Phase::RolledBack { .. }),
+            "rolled back at second {second}: {:?}",
+            rollout.report(&state, at + 999, &window)
+        );
+    }
+}

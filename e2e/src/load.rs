@@ -1,0 +1,50 @@
+//! Traffic from several client threads, each user id new, counting what each arm served.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::Stack;
+
+/// Counters shared by the client threads; read them while the load runs.
+#[derive(Default)]
+pub struct Load {
+    pub stop: AtomicBool,
+    pub sent: AtomicU64,
+    pub canary: AtomicU64,
+    /// 5xx answers and failed requests.
+    pub errors: AtomicU64,
+    pub canary_errors: AtomicU64,
+}
+
+impl Load {
+    /// Send until [`Load::stop`] is set. One user in ten is in the `65+` age band, the segment
+    /// the fraud example guards.
+    pub fn run(&self, stack: &Stack, thread: u64) {
+        let mut i = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            i += 1;
+            let user = format!("t{thread}-u{i}");
+            let band = if i % 10 == 0 { "65+" } else { "35-64" };
+            let reply = stack.send(
+                "/v1/models/fraud:predict",
+                &[("x-user-id", &user), ("x-age-band", band)],
+            );
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            let (canary, error) = match reply {
+                Ok(r) => (r.served_by.as_deref() == Some("canary"), r.status >= 500),
+                Err(_) => (false, true),
+            };
+            if canary {
+                self.canary.fetch_add(1, Ordering::Relaxed);
+                self.canary_errors
+                    .fetch_add(u64::from(error), Ordering::Relaxed);
+            }
+            self.errors.fetch_add(u64::from(error), Ordering::Relaxed);
+        }
+    }
+
+    /// A snapshot of the counters: (sent, canary, errors, canary errors).
+    pub fn snapshot(&self) -> [u64; 4] {
+        [&self.sent, &self.canary, &self.errors, &self.canary_errors]
+            .map(|c| c.load(Ordering::Relaxed))
+    }
+}
