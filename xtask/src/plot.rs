@@ -69,7 +69,7 @@ pub fn rollout_svg(rows: &[Second], fault_at: Option<f64>) -> String {
     let _ = writeln!(
         svg,
         r#"<text x="{0}" y="{1}" fill="steelblue">canary share</text><text x="{0}" y="{2}" fill="crimson">canary error rate</text>"#,
-        W - PAD - 120.0,
+        PAD + 8.0,
         PAD + 12.0,
         PAD + 28.0
     );
