@@ -37,6 +37,8 @@ enum Command {
     Package(cmd::package::Args),
     /// Turn another system's canary configuration into a Serin policy.
     Import(cmd::import::Args),
+    /// Run the rollout engine on a synthetic scenario in virtual time, over many seeds.
+    Simulate(cmd::simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Emit(args) => cmd::emit::run(args),
         Command::Package(args) => cmd::package::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     ExitCode::from(code)
 }

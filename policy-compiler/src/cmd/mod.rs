@@ -8,6 +8,7 @@ pub mod fmt;
 pub mod import;
 pub mod package;
 pub mod schema;
+pub mod simulate;
 
 use std::io::IsTerminal;
 use std::path::Path;
