@@ -60,3 +60,61 @@ fn envoy_validates_the_shipped_configs() {
         );
     }
 }
+
+/// No Docker engine runs here, so the compose file is checked for what would break it: every
+/// file its Envoys read exists at the path it mounts, both run the Envoy these tests run, and
+/// the front Envoy shares the upstreams' loopback (its clusters use 127.0.0.1).
+#[test]
+fn compose_file_runs_the_shipped_configs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("envoy-config/docker-compose.yaml")).unwrap();
+    let compose: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let services = compose["services"].as_mapping().expect("services");
+    assert_eq!(services.len(), 2);
+    for (name, service) in services {
+        assert_eq!(
+            service["image"].as_str(),
+            Some("envoyproxy/envoy:v1.40.0"),
+            "{name:?}"
+        );
+        assert_eq!(
+            service["volumes"][0].as_str(),
+            Some("..:/serin:ro"),
+            "{name:?} mounts the repository"
+        );
+        let command: Vec<&str> = service["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let config = command
+            .iter()
+            .skip_while(|a| **a != "-c")
+            .nth(1)
+            .expect("a -c CONFIG");
+        let on_host = root.join(
+            config
+                .strip_prefix("/serin/")
+                .expect("config under the mount"),
+        );
+        assert!(
+            on_host.is_file(),
+            "{name:?} runs {config}, missing at {}",
+            on_host.display()
+        );
+    }
+    assert_eq!(
+        compose["services"]["envoy"]["network_mode"].as_str(),
+        Some("service:upstreams")
+    );
+    assert_eq!(
+        compose["services"]["envoy"]["working_dir"].as_str(),
+        Some("/serin")
+    );
+    let front = std::fs::read_to_string(root.join("envoy-config/envoy.yaml")).unwrap();
+    assert!(
+        front.contains("filename: target/filter.wasm"),
+        "the wasm path is relative to working_dir"
+    );
+}
