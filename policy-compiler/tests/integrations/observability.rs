@@ -94,7 +94,11 @@ fn prometheus_rules_have_the_policy_thresholds() {
 fn promtool_accepts_the_rules() {
     let promtool = std::env::var_os("SERIN_PROMTOOL").unwrap_or_else(|| "promtool".into());
     if Command::new(&promtool).arg("--version").output().is_err() {
-        // Not a CI requirement: Debian's `prometheus` package provides it.
+        // `cargo xtask test` installs it (Debian's `prometheus` package) and requires it.
+        assert!(
+            std::env::var("SERIN_E2E").as_deref() != Ok("require"),
+            "promtool is missing: run `cargo xtask tools`"
+        );
         eprintln!(
             "SKIPPED promtool_accepts_the_rules: `promtool` is not installed (apt-get install prometheus)"
         );
