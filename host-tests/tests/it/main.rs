@@ -3,5 +3,6 @@
 
 mod differential;
 mod filter;
+mod rollout;
 mod split;
 mod support;
