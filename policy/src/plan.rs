@@ -281,6 +281,7 @@ impl Plan {
             )));
         }
         plan.check()?;
+        plan.check_rollout()?;
         Ok(plan)
     }
 

@@ -3,6 +3,7 @@
 
 mod config;
 mod rollout;
+mod routing;
 mod split;
 
 use serin_e2e::Paths;
