@@ -2,7 +2,9 @@
 //! walks every rule and then hashes (the worst case), and the bucketing alone.
 //! Target (issue: routing engine): <= 100 ns per decision.
 
-use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
 use serin_policy::{HeaderList, Plan, murmur3_x86_32};
 
 /// Ten rules over headers, cookies, query, path and method, then a 5% split by user id.
