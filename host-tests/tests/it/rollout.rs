@@ -153,3 +153,24 @@ fn counts_from_every_worker_reach_the_shared_window() {
     let shared_stable = u64::from(window.totals(now_ms, Role::Stable).requests);
     assert_eq!((shared_canary, shared_stable), (canary, all - canary));
 }
+
+#[test]
+fn an_envoy_restart_forgets_the_rollout() {
+    // Shared data lives as long as the Envoy process: a new process (a fresh host) starts the
+    // policy at its first step again. SECURITY.md says so and says what to do about it.
+    let host = host();
+    let plan = guarded_plan("sha256:restart");
+    let mut a = host.configured_worker(plan.to_json()).unwrap();
+    for step in 0..20u32 {
+        traffic(&mut a, step * 200, 200);
+        host.advance_clock(Duration::from_millis(500));
+        a.run_due_ticks().unwrap();
+    }
+    assert_eq!(state_gauge(&a), Some(4), "rolled back before the restart");
+    let restarted = host.fresh();
+    let mut b = restarted.configured_worker(plan.to_json()).unwrap();
+    assert!(
+        traffic(&mut b, 900_000, 500) > 150,
+        "after a restart the canary gets its share again"
+    );
+}
