@@ -53,7 +53,13 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
     let mut cargo = shell::cargo();
     cargo
         .current_dir(root)
-        .args(["test", "--workspace", "--exclude", "serin-filter", "--no-fail-fast"])
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "serin-filter",
+            "--no-fail-fast",
+        ])
         .args(extra)
         .env("SERIN_FILTER_WASM", &wasm)
         .env("SERIN_ENVOY", &tools.envoy)
