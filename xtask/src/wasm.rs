@@ -14,29 +14,39 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 
 pub fn build_filter(root: &Path) -> Result<PathBuf, String> {
-    let forced = std::env::var("SERIN_WASM_ROUTE").ok();
-    let built = match forced.as_deref() {
-        Some("debian") => build_with_debian_rust(root)?,
-        Some("rustup") => build_with_rustup_target(root)?,
-        Some(other) => {
-            return Err(format!(
-                "SERIN_WASM_ROUTE=`{other}`: expected `rustup` or `debian`"
-            ));
-        }
-        None if has_rustup_target() || add_rustup_target() => build_with_rustup_target(root)?,
-        None => {
-            eprintln!(
-                "xtask: rustup has no {TARGET} target and cannot add one; using Debian's rust-web-src"
-            );
-            build_with_debian_rust(root)?
-        }
-    };
+    let built = build_wasm(root, "serin-filter")?;
     let out = root.join("target/filter.wasm");
     std::fs::copy(&built, &out)
         .map_err(|e| format!("copy {} → {}: {e}", built.display(), out.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     eprintln!("xtask: {} ({size} bytes)", out.display());
     Ok(out)
+}
+
+/// Build a workspace `cdylib` package for wasm32 with the `wasm` profile, by whichever route
+/// works here; returns the module cargo wrote (under the route's target dir).
+pub fn build_wasm(root: &Path, package: &str) -> Result<PathBuf, String> {
+    let forced = std::env::var("SERIN_WASM_ROUTE").ok();
+    match forced.as_deref() {
+        Some("debian") => build_with_debian_rust(root, package),
+        Some("rustup") => build_with_rustup_target(root, package),
+        Some(other) => Err(format!(
+            "SERIN_WASM_ROUTE=`{other}`: expected `rustup` or `debian`"
+        )),
+        None if has_rustup_target() || add_rustup_target() => {
+            build_with_rustup_target(root, package)
+        }
+        None => {
+            eprintln!(
+                "xtask: rustup has no {TARGET} target and cannot add one; using Debian's rust-web-src"
+            );
+            build_with_debian_rust(root, package)
+        }
+    }
+}
+
+fn module_name(package: &str) -> String {
+    format!("{}.wasm", package.replace('-', "_"))
 }
 
 fn sysroot(rustc: &str) -> Option<PathBuf> {
@@ -51,7 +61,7 @@ fn add_rustup_target() -> bool {
     output(Command::new("rustup").args(["target", "add", TARGET])).is_some() && has_rustup_target()
 }
 
-fn build_with_rustup_target(root: &Path) -> Result<PathBuf, String> {
+fn build_with_rustup_target(root: &Path, package: &str) -> Result<PathBuf, String> {
     let target_dir = root.join("target");
     shell::run(
         shell::cargo()
@@ -63,14 +73,17 @@ fn build_with_rustup_target(root: &Path) -> Result<PathBuf, String> {
                 "--target",
                 TARGET,
                 "-p",
-                "serin-filter",
+                package,
             ])
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
-    Ok(target_dir.join(TARGET).join("wasm/serin_filter.wasm"))
+    Ok(target_dir
+        .join(TARGET)
+        .join("wasm")
+        .join(module_name(package)))
 }
 
-fn build_with_debian_rust(root: &Path) -> Result<PathBuf, String> {
+fn build_with_debian_rust(root: &Path, package: &str) -> Result<PathBuf, String> {
     let has_source = |s: PathBuf| s.join("lib/rustlib/src/rust/library/std").is_dir();
     if !sysroot(DEBIAN_RUSTC).is_some_and(has_source) {
         shell::apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
@@ -95,12 +108,15 @@ fn build_with_debian_rust(root: &Path) -> Result<PathBuf, String> {
                 TARGET,
                 "-Zbuild-std=std,panic_abort",
                 "-p",
-                "serin-filter",
+                package,
             ])
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", lld)
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;
-    Ok(target_dir.join(TARGET).join("wasm/serin_filter.wasm"))
+    Ok(target_dir
+        .join(TARGET)
+        .join("wasm")
+        .join(module_name(package)))
 }
