@@ -1,6 +1,7 @@
 //! Serin in real Envoy: start the shipped configs (envoy-config/) as processes on free ports,
 //! send requests, read which arm answered. Used by the e2e tests, the demo and the load bench.
 
+pub mod bench;
 mod envoy;
 mod load;
 mod stack;

@@ -3,6 +3,7 @@
 //! Plain `cargo build`/`cargo test` still work for the host crates; xtask adds what cargo
 //! cannot do alone: the wasm toolchain bootstrap, Envoy and wrk, and the demo.
 
+mod bench;
 mod demo;
 mod envoy_config;
 mod plot;
@@ -17,6 +18,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bench          load bench in real Envoy: Serin beside no filter, Lua, an empty wasm filter, native split
   demo           build everything, run Envoy with an example policy, send traffic, show the split
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
     let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
         Some("wasm") => wasm::build_filter(&root).map(|_| ()),
