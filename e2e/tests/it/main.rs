@@ -4,6 +4,7 @@
 mod config;
 mod rollout;
 mod routing;
+mod size;
 mod split;
 
 use serin_e2e::Paths;
