@@ -488,18 +488,7 @@ impl Rollout {
         state.next_slot = state.next_slot.max(ready);
 
         let bounds = Bounds::wald(self.params.alpha, self.params.beta);
-        let verdicts: Vec<Verdict> = self
-            .checks
-            .iter()
-            .zip(&state.checks)
-            .map(|(c, s)| {
-                if s.canary_samples < c.min_samples {
-                    Verdict::Continue
-                } else {
-                    bounds.verdict(s.llr)
-                }
-            })
-            .collect();
+        let verdicts = self.verdicts(state, &bounds);
         let breach = |action: Breach| {
             self.checks.iter().zip(&verdicts).find_map(|(c, v)| {
                 (*v == Verdict::Breach && self.on_breach.get(usize::from(c.guard)) == Some(&action))
@@ -560,11 +549,9 @@ impl Rollout {
         })
     }
 
-    /// The numbers behind every check at `now_ms` (what a transition logs).
-    pub fn report(&self, state: &RolloutState, now_ms: u64, window: &Window) -> Vec<Evidence> {
-        let bounds = Bounds::wald(self.params.alpha, self.params.beta);
-        let verdicts: Vec<Verdict> = self
-            .checks
+    /// Each check's verdict now: none before its minimum samples.
+    fn verdicts(&self, state: &RolloutState, bounds: &Bounds) -> Vec<Verdict> {
+        self.checks
             .iter()
             .zip(&state.checks)
             .map(|(c, s)| {
@@ -574,7 +561,13 @@ impl Rollout {
                     bounds.verdict(s.llr)
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// The numbers behind every check at `now_ms` (what a transition logs).
+    pub fn report(&self, state: &RolloutState, now_ms: u64, window: &Window) -> Vec<Evidence> {
+        let bounds = Bounds::wald(self.params.alpha, self.params.beta);
+        let verdicts = self.verdicts(state, &bounds);
         self.evidence(state, &verdicts, now_ms, window, &bounds)
     }
 
