@@ -60,7 +60,12 @@ impl Worker {
         matches!(self.phase.get(), Phase::RolledBack { .. })
     }
 
+    /// Which side of the rollout's comparison a request to `arm` counts on; `None` when nothing
+    /// reads the counts (no guards, no ramp), so the request path does no window work for nothing.
     pub fn role_of(&self, arm: ArmId) -> Option<Role> {
+        if self.rollout.checks.is_empty() && self.plan.ramp.is_none() {
+            return None;
+        }
         self.rollout.role_of(arm)
     }
 
