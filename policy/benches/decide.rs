@@ -51,6 +51,33 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bucketing/murmur3 of a 13-byte key", |b| {
         b.iter(|| murmur3_x86_32(b"", black_box(b"user-8d3f2a91"), 1234))
     });
+    let mut split_only = plan.clone();
+    split_only.rules.clear();
+    c.bench_function("decide/split only (no rules)", |b| {
+        b.iter(|| split_only.decide(black_box(&HeaderList::new(&headers))))
+    });
+    use serin_policy::Request;
+    c.bench_function("lookup/missing header", |b| {
+        b.iter(|| {
+            HeaderList::new(black_box(&headers))
+                .header(black_box("x-tester-5"))
+                .is_some()
+        })
+    });
+    c.bench_function("lookup/cookie", |b| {
+        b.iter(|| {
+            HeaderList::new(black_box(&headers))
+                .cookie(black_box("beta1"))
+                .is_some()
+        })
+    });
+    c.bench_function("lookup/query", |b| {
+        b.iter(|| {
+            HeaderList::new(black_box(&headers))
+                .query(black_box("m2"))
+                .is_some()
+        })
+    });
     let json = plan.to_json();
     c.bench_function("plan/load 10-rule plan", |b| {
         b.iter(|| Plan::from_json(black_box(json.as_bytes())))
