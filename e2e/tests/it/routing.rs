@@ -136,3 +136,61 @@ fn clients_without_a_key_get_a_sticky_cookie() {
         "{canary} of {n} on the canary"
     );
 }
+
+const SHADOW_POLICY: &str = r#"
+[policy]
+name = "e2e-shadow"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e-shadow"
+weights = { canary = 10 }
+fallback = "stable"
+[shadow]
+share = 50
+"#;
+
+#[test]
+fn shadowed_stable_requests_are_mirrored_to_the_canary() {
+    let Some(paths) = Paths::for_test("shadowed_stable_requests_are_mirrored_to_the_canary") else {
+        return;
+    };
+    let plan = match serin_compiler::compile_str(SHADOW_POLICY, "shadow.toml") {
+        Ok(c) => c.plan,
+        Err(d) => panic!("{d}"),
+    };
+    let stack = Stack::start(&paths, &plan).expect("envoy starts");
+    let (mut served_by_canary, mut mirrored) = (0u64, 0u64);
+    for i in 0..1_000 {
+        let user = format!("user-{i}");
+        let decision = plan.decide(&serin_policy::HeaderList::new(&[(
+            "x-user-id",
+            user.as_str(),
+        )]));
+        mirrored += u64::from(decision.shadow);
+        let reply = stack
+            .send("/", &[("x-user-id", &user), ("x-serin-shadow", "1")])
+            .unwrap();
+        served_by_canary += u64::from(reply.served_by.as_deref() == Some("canary"));
+    }
+    // The mirror is fire-and-forget; give the last copies a moment to land.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stats = stack
+        .upstreams
+        .admin("/stats?filter=^http.canary.downstream_rq_total$")
+        .unwrap();
+    let reached_canary: u64 = stats.rsplit(':').next().unwrap().trim().parse().unwrap();
+    eprintln!(
+        "canary upstream: {reached_canary} requests = {served_by_canary} routed + {mirrored} mirrored"
+    );
+    assert!(
+        mirrored > 300,
+        "about half of the ~900 stable requests are mirrored: {mirrored}"
+    );
+    assert_eq!(
+        reached_canary,
+        served_by_canary + mirrored,
+        "exactly the policy's share is mirrored, no client-chosen extra"
+    );
+}
