@@ -14,7 +14,12 @@ use serin_policy::Plan;
 pub fn compile_example(paths: &Paths, name: &str) -> Plan {
     let file = format!("examples/{name}");
     let source = std::fs::read_to_string(paths.root.join(&file)).expect("example exists");
-    match serin_compiler::compile_str(&source, &file) {
+    compile(&source, &file)
+}
+
+/// Compile a test's own policy with the real compiler.
+pub fn compile(source: &str, file: &str) -> Plan {
+    match serin_compiler::compile_str(source, file) {
         Ok(compiled) => compiled.plan,
         Err(diagnostics) => panic!("{file} does not compile:\n{diagnostics}"),
     }

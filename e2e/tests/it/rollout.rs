@@ -6,19 +6,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serin_e2e::{Load, Paths, Stack};
-use serin_policy::Plan;
+
+use crate::compile;
 
 /// Rollout state gauge values (see serin_policy::guard::Phase::code).
 const RAMPING: f64 = 1.0;
 const PROMOTED: f64 = 3.0;
 const ROLLED_BACK: f64 = 4.0;
-
-fn compile(source: &str) -> Plan {
-    match serin_compiler::compile_str(source, "test.toml") {
-        Ok(c) => c.plan,
-        Err(d) => panic!("test policy does not compile:\n{d}"),
-    }
-}
 
 /// Poll the rollout state gauge until it equals `want` or `limit` passes.
 fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
@@ -57,7 +51,8 @@ fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
     else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY), 2).expect("envoy starts");
+    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY, "test.toml"), 2)
+        .expect("envoy starts");
     stack
         .set_upstream_runtime("fault.http.abort.abort_percent", 10)
         .unwrap();
@@ -149,7 +144,8 @@ fn a_healthy_canary_ramps_through_every_step_to_promotion() {
     else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(RAMP_POLICY), 2).expect("envoy starts");
+    let stack =
+        Stack::start_with(&paths, &compile(RAMP_POLICY, "test.toml"), 2).expect("envoy starts");
     let load = Load::default();
     let mut weights_seen = Vec::new();
     let promoted = std::thread::scope(|s| {
@@ -238,7 +234,8 @@ fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy
     let Some(paths) = Paths::for_test("a_per_segment_outcome_regression_rolls_back") else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(SEGMENT_POLICY), 2).expect("envoy starts");
+    let stack =
+        Stack::start_with(&paths, &compile(SEGMENT_POLICY, "test.toml"), 2).expect("envoy starts");
     // Both models flag 10% of everyone; the canary now flags 40% of the 65+ band, which is a
     // tenth of the traffic: overall 13% against 10% (ratio 1.3, under 1.5), but 4× in 65+.
     stack
@@ -289,7 +286,8 @@ fn metrics_reach_prometheus_with_labels() {
     let Some(paths) = Paths::for_test("metrics_reach_prometheus_with_labels") else {
         return;
     };
-    let stack = Stack::start(&paths, &compile(FAULTY_CANARY_POLICY)).expect("envoy starts");
+    let stack =
+        Stack::start(&paths, &compile(FAULTY_CANARY_POLICY, "test.toml")).expect("envoy starts");
     let mut canary = 0;
     for i in 0..1_000 {
         let reply = stack.send("/", &[("x-user-id", &format!("m{i}"))]).unwrap();
@@ -321,7 +319,8 @@ fn every_response_is_counted_with_its_outcome() {
     let Some(paths) = Paths::for_test("every_response_is_counted_with_its_outcome") else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(SEGMENT_POLICY), 2).expect("envoy starts");
+    let stack =
+        Stack::start_with(&paths, &compile(SEGMENT_POLICY, "test.toml"), 2).expect("envoy starts");
     let n = 3_000u32;
     let load = Load::default();
     std::thread::scope(|s| {

@@ -3,7 +3,7 @@
 
 use serin_e2e::{Paths, Stack};
 
-use crate::compile_example;
+use crate::{compile, compile_example};
 
 fn served(stack: &Stack, headers: &[(&str, &str)]) -> String {
     stack
@@ -99,10 +99,7 @@ fn clients_without_a_key_get_a_sticky_cookie() {
     let Some(paths) = Paths::for_test("clients_without_a_key_get_a_sticky_cookie") else {
         return;
     };
-    let plan = match serin_compiler::compile_str(STICKY_POLICY, "sticky.toml") {
-        Ok(c) => c.plan,
-        Err(d) => panic!("{d}"),
-    };
+    let plan = compile(STICKY_POLICY, "sticky.toml");
     let stack = Stack::start(&paths, &plan).expect("envoy starts");
     let n = 400u32;
     let mut canary = 0u32;
@@ -156,10 +153,7 @@ fn shadowed_stable_requests_are_mirrored_to_the_canary() {
     let Some(paths) = Paths::for_test("shadowed_stable_requests_are_mirrored_to_the_canary") else {
         return;
     };
-    let plan = match serin_compiler::compile_str(SHADOW_POLICY, "shadow.toml") {
-        Ok(c) => c.plan,
-        Err(d) => panic!("{d}"),
-    };
+    let plan = compile(SHADOW_POLICY, "shadow.toml");
     let stack = Stack::start(&paths, &plan).expect("envoy starts");
     let (mut served_by_canary, mut mirrored) = (0u64, 0u64);
     for i in 0..1_000 {
