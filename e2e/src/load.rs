@@ -42,6 +42,18 @@ impl Load {
         }
     }
 
+    /// Run `threads` clients while `watch` runs on this thread; stop them when it returns.
+    pub fn during<T>(&self, stack: &Stack, threads: u64, watch: impl FnOnce() -> T) -> T {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                s.spawn(move || self.run(stack, t));
+            }
+            let result = watch();
+            self.stop.store(true, Ordering::Relaxed);
+            result
+        })
+    }
+
     /// A snapshot of the counters: (sent, canary, errors, canary errors).
     pub fn snapshot(&self) -> [u64; 4] {
         [&self.sent, &self.canary, &self.errors, &self.canary_errors]

@@ -3,7 +3,6 @@
 //! rolls it back by itself. Ends with a plot of the run.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serin_e2e::{Load, Paths, Stack};
@@ -52,11 +51,7 @@ pub fn run(root: &Path) -> Result<(), String> {
     let mut rows: Vec<Second> = Vec::new();
     let mut fault_at = None;
     let mut rolled_back_at: Option<(f64, u64)> = None;
-    std::thread::scope(|s| -> Result<(), String> {
-        for t in 0..4 {
-            let (load, stack) = (&load, &stack);
-            s.spawn(move || load.run(stack, t));
-        }
+    load.during(&stack, 4, || -> Result<(), String> {
         let start = Instant::now();
         let mut last = load.snapshot();
         let result = loop {
@@ -98,7 +93,6 @@ pub fn run(root: &Path) -> Result<(), String> {
                 break Err("the canary was not rolled back within 90 s".to_string());
             }
         };
-        load.stop.store(true, Ordering::Relaxed);
         result
     })?;
 

@@ -61,15 +61,9 @@ fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
         .unwrap();
 
     let load = Load::default();
-    let (rolled_back_after, canary_at_rollback) = std::thread::scope(|s| {
-        for t in 0..8 {
-            let (load, stack) = (&load, &stack);
-            s.spawn(move || load.run(stack, t));
-        }
+    let (rolled_back_after, canary_at_rollback) = load.during(&stack, 8, || {
         let waited = wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(60));
-        let canary = load.canary.load(Ordering::Relaxed);
-        load.stop.store(true, Ordering::Relaxed);
-        (waited, canary)
+        (waited, load.canary.load(Ordering::Relaxed))
     });
     let after = rolled_back_after.unwrap_or_else(|| {
         panic!(
@@ -148,11 +142,7 @@ fn a_healthy_canary_ramps_through_every_step_to_promotion() {
         Stack::start_with(&paths, &compile(RAMP_POLICY, "test.toml"), 2).expect("envoy starts");
     let load = Load::default();
     let mut weights_seen = Vec::new();
-    let promoted = std::thread::scope(|s| {
-        for t in 0..4 {
-            let (load, stack) = (&load, &stack);
-            s.spawn(move || load.run(stack, t));
-        }
+    let promoted = load.during(&stack, 4, || {
         let start = Instant::now();
         let mut promoted = false;
         while start.elapsed() < Duration::from_secs(90) && !promoted {
@@ -164,7 +154,6 @@ fn a_healthy_canary_ramps_through_every_step_to_promotion() {
             promoted = stack.prometheus("serin_rollout_state") == Some(PROMOTED);
             std::thread::sleep(Duration::from_millis(100));
         }
-        load.stop.store(true, Ordering::Relaxed);
         promoted
     });
     eprintln!(
@@ -242,14 +231,8 @@ fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy
         .set_upstream_runtime("canary.flag_elderly_percent", 40)
         .unwrap();
     let load = Load::default();
-    let rolled_back = std::thread::scope(|s| {
-        for t in 0..6 {
-            let (load, stack) = (&load, &stack);
-            s.spawn(move || load.run(stack, t));
-        }
-        let waited = wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(90));
-        load.stop.store(true, Ordering::Relaxed);
-        waited
+    let rolled_back = load.during(&stack, 6, || {
+        wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(90))
     });
     let log = stack.front.log();
     let transitions: Vec<&str> = log
