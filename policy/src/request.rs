@@ -60,22 +60,25 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> Request for HeaderList<'_, K, V> {
 
 /// The value of cookie `name` in a `Cookie` header (`a=1; b=2`).
 pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let name = name.as_bytes();
+    // Compare each pair's start with `name=` instead of splitting it: the value is never scanned.
     header.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+        let pair = pair.trim_ascii_start();
+        let value = pair.strip_prefix(name)?.strip_prefix(b"=")?;
+        Some(value.trim_ascii_end())
     })
 }
 
 /// The raw (not percent-decoded) value of parameter `name` in a query string.
 pub fn query_value<'a>(query: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    query.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &b""[..]),
-        };
-        (k == name.as_bytes()).then_some(v)
-    })
+    let name = name.as_bytes();
+    query
+        .split(|&b| b == b'&')
+        .find_map(|pair| match pair.strip_prefix(name)? {
+            [] => Some(&b""[..]),
+            [b'=', value @ ..] => Some(value),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -96,6 +99,14 @@ mod tests {
         assert_eq!(r.query("flag"), Some(&b""[..]));
         assert_eq!(r.query("nope"), None);
         assert_eq!(r.path(), b"/predict");
+        // A name that is a prefix of another is not that other; spaces around pairs do not count.
+        assert_eq!(
+            cookie_value(b"serin-id2=x; serin-id = y;serin-id=z ", "serin-id"),
+            Some(&b"z"[..])
+        );
+        assert_eq!(cookie_value(b"a=1 ; b=2", "a"), Some(&b"1"[..]));
+        assert_eq!(query_value(b"user2=5&user=6", "user"), Some(&b"6"[..]));
+        assert_eq!(query_value(b"user2=5", "user"), None);
     }
 
     #[test]
