@@ -61,7 +61,7 @@ impl HttpContext for Stream {
         }
         let headers = self.get_http_request_headers_bytes();
         let mut request = HeaderList::new(&headers);
-        if plan.needs_source_ip() {
+        if worker.needs_source_ip {
             request.source_ip = self.source_ip();
         }
         let mut decision: Decision = plan.decide(&request);
@@ -91,11 +91,15 @@ impl HttpContext for Stream {
             worker.window.borrow_mut().record_request(started_ms, role);
         }
         worker.metrics.request(decision.arm);
-        let segment_values = plan
-            .segments
-            .iter()
-            .map(|s| segment_value_index(s, request.header(&s.header)))
-            .collect();
+        // Segment values only label model outcomes: read them only when the plan has some.
+        let segment_values = if plan.outcomes.is_empty() {
+            Vec::new()
+        } else {
+            plan.segments
+                .iter()
+                .map(|s| segment_value_index(s, request.header(&s.header)))
+                .collect()
+        };
         self.routed = Some(Routed {
             arm: decision.arm,
             role,

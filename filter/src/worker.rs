@@ -20,6 +20,8 @@ pub struct Worker {
     pub window: RefCell<Window>,
     pub phase: Cell<Phase>,
     pub metrics: Metrics,
+    /// Whether routing reads the downstream address (a host call), decided once per plan.
+    pub needs_source_ip: bool,
     window_key: String,
     state_key: String,
 }
@@ -39,6 +41,7 @@ impl Worker {
         // same policy finds its rollout where it was.
         let window_key = format!("serin/{}/window", plan.digest);
         let state_key = format!("serin/{}/state", plan.digest);
+        let needs_source_ip = plan.needs_source_ip();
         let plan = Rc::new(plan);
         Worker {
             routing: RefCell::new(Rc::clone(&plan)),
@@ -47,6 +50,7 @@ impl Worker {
             plan,
             rollout,
             metrics,
+            needs_source_ip,
             window_key,
             state_key,
         }
