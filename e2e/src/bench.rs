@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serin_compiler::emit::envoy::{stats_config, wasm_filter};
+use serin_compiler::emit::envoy::{ingress_listener, stats_config, wasm_filter};
 use serin_compiler::emit::yaml::{Value, list, map, n, s, to_string};
 use serin_policy::Plan;
 
@@ -363,38 +363,7 @@ pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<
         Filter::Native => native_routes(plan),
         _ => header_routes(plan, mode),
     };
-    let hcm = typed(
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        vec![
-            ("stat_prefix", s("ingress")),
-            (
-                "route_config",
-                map([
-                    ("name", s("bench")),
-                    (
-                        "virtual_hosts",
-                        list([map([
-                            ("name", s("model")),
-                            ("domains", list([s("*")])),
-                            ("routes", routes),
-                        ])]),
-                    ),
-                ]),
-            ),
-            ("http_filters", list(filters)),
-        ],
-    );
-    let listener = map([
-        ("name", s("ingress")),
-        ("address", socket(ports.listener)),
-        (
-            "filter_chains",
-            list([map([(
-                "filters",
-                list([filter("envoy.filters.network.http_connection_manager", hcm)]),
-            )])]),
-        ),
-    ]);
+    let listener = ingress_listener(socket(ports.listener), "bench", routes, filters);
     let mut static_resources = vec![("listeners", list([listener]))];
     if mode == Mode::Proxied {
         let port = |i: usize| {

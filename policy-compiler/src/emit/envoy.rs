@@ -261,13 +261,14 @@ pub fn wasm_filter(plan: &Plan, wasm_path: &str) -> Value {
     ])
 }
 
-/// The whole bootstrap as YAML, with a header comment explaining it.
-pub fn config(plan: &Plan, opts: &Options) -> String {
-    let ups = upstreams(plan, opts);
-    let mut removed = vec![plan.routing_header.clone()];
-    if let Some(sh) = &plan.shadow {
-        removed.push(sh.header.clone());
-    }
+/// The listener every Serin front Envoy has: one HTTP connection manager, one virtual host for
+/// every domain, these routes and HTTP filters (the load bench builds its configs from it too).
+pub fn ingress_listener(
+    address: Value,
+    route_config: &str,
+    routes: Value,
+    http_filters: Vec<Value>,
+) -> Value {
     let hcm = map([
         (
             "@type",
@@ -279,58 +280,22 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
         (
             "route_config",
             map([
-                ("name", s("serin")),
+                ("name", s(route_config)),
                 (
                     "virtual_hosts",
                     list([map([
                         ("name", s("model")),
                         ("domains", list([s("*")])),
-                        ("routes", routes(plan)),
+                        ("routes", routes),
                     ])]),
                 ),
             ]),
         ),
-        (
-            "http_filters",
-            list([
-                map([
-                    ("name", s("envoy.filters.http.header_mutation")),
-                    (
-                        "typed_config",
-                        map([
-                            (
-                                "@type",
-                                s(
-                                    "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                                ),
-                            ),
-                            (
-                                "mutations",
-                                map([(
-                                    "request_mutations",
-                                    list(removed.iter().map(|h| map([("remove", s(h))]))),
-                                )]),
-                            ),
-                        ]),
-                    ),
-                ]),
-                wasm_filter(plan, &opts.wasm),
-                map([
-                    ("name", s("envoy.filters.http.router")),
-                    (
-                        "typed_config",
-                        map([(
-                            "@type",
-                            s("type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"),
-                        )]),
-                    ),
-                ]),
-            ]),
-        ),
+        ("http_filters", list(http_filters)),
     ]);
-    let listener = map([
+    map([
         ("name", s("ingress")),
-        ("address", socket("0.0.0.0", opts.listen)),
+        ("address", address),
         (
             "filter_chains",
             list([map([(
@@ -341,7 +306,56 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
                 ])]),
             )])]),
         ),
-    ]);
+    ])
+}
+
+/// The whole bootstrap as YAML, with a header comment explaining it.
+pub fn config(plan: &Plan, opts: &Options) -> String {
+    let ups = upstreams(plan, opts);
+    let mut removed = vec![plan.routing_header.clone()];
+    if let Some(sh) = &plan.shadow {
+        removed.push(sh.header.clone());
+    }
+    let http_filters = vec![
+        map([
+            ("name", s("envoy.filters.http.header_mutation")),
+            (
+                "typed_config",
+                map([
+                    (
+                        "@type",
+                        s(
+                            "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                        ),
+                    ),
+                    (
+                        "mutations",
+                        map([(
+                            "request_mutations",
+                            list(removed.iter().map(|h| map([("remove", s(h))]))),
+                        )]),
+                    ),
+                ]),
+            ),
+        ]),
+        wasm_filter(plan, &opts.wasm),
+        map([
+            ("name", s("envoy.filters.http.router")),
+            (
+                "typed_config",
+                map([(
+                    "@type",
+                    s("type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"),
+                )]),
+            ),
+        ]),
+    ];
+    let listener = ingress_listener(
+        socket("0.0.0.0", opts.listen),
+        "serin",
+        routes(plan),
+        http_filters,
+    );
     let clusters = plan
         .arms
         .iter()
