@@ -17,6 +17,15 @@ pub fn compile_example(paths: &Paths, name: &str) -> Plan {
     compile(&source, &file)
 }
 
+/// A test's own policy, compiled, running in Envoy with `workers` workers; `None` after the
+/// skip message when Envoy or filter.wasm is missing outside CI.
+pub fn running(test: &str, source: &str, workers: u32) -> Option<(Plan, serin_e2e::Stack)> {
+    let paths = Paths::for_test(test)?;
+    let plan = compile(source, &format!("{test}.toml"));
+    let stack = serin_e2e::Stack::start_with(&paths, &plan, workers).expect("envoy starts");
+    Some((plan, stack))
+}
+
 /// Compile a test's own policy with the real compiler.
 pub fn compile(source: &str, file: &str) -> Plan {
     match serin_compiler::compile_str(source, file) {

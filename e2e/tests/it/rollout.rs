@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Load, Paths, Stack};
+use serin_e2e::{Load, Stack};
 
-use crate::compile;
+use crate::running;
 
 /// Rollout state gauge values (see serin_policy::guard::Phase::code).
 const RAMPING: f64 = 1.0;
@@ -47,12 +47,13 @@ max = 0.02
 
 #[test]
 fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
-    let Some(paths) = Paths::for_test("a_faulty_canary_is_rolled_back_and_then_gets_nothing")
-    else {
+    let Some((_, stack)) = running(
+        "a_faulty_canary_is_rolled_back_and_then_gets_nothing",
+        FAULTY_CANARY_POLICY,
+        2,
+    ) else {
         return;
     };
-    let stack = Stack::start_with(&paths, &compile(FAULTY_CANARY_POLICY, "test.toml"), 2)
-        .expect("envoy starts");
     stack
         .set_upstream_runtime("fault.http.abort.abort_percent", 10)
         .unwrap();
@@ -134,12 +135,13 @@ max = 0.05
 
 #[test]
 fn a_healthy_canary_ramps_through_every_step_to_promotion() {
-    let Some(paths) = Paths::for_test("a_healthy_canary_ramps_through_every_step_to_promotion")
-    else {
+    let Some((_, stack)) = running(
+        "a_healthy_canary_ramps_through_every_step_to_promotion",
+        RAMP_POLICY,
+        2,
+    ) else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(RAMP_POLICY, "test.toml"), 2).expect("envoy starts");
     let load = Load::default();
     let mut weights_seen = Vec::new();
     let promoted = load.during(&stack, 4, || {
@@ -220,11 +222,13 @@ max_ratio = 1.5
 
 #[test]
 fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy() {
-    let Some(paths) = Paths::for_test("a_per_segment_outcome_regression_rolls_back") else {
+    let Some((_, stack)) = running(
+        "a_per_segment_outcome_regression_rolls_back",
+        SEGMENT_POLICY,
+        2,
+    ) else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(SEGMENT_POLICY, "test.toml"), 2).expect("envoy starts");
     // Both models flag 10% of everyone; the canary now flags 40% of the 65+ band, which is a
     // tenth of the traffic: overall 13% against 10% (ratio 1.3, under 1.5), but 4× in 65+.
     stack
@@ -266,11 +270,13 @@ fn a_per_segment_outcome_regression_rolls_back_while_the_overall_rate_is_healthy
 
 #[test]
 fn metrics_reach_prometheus_with_labels() {
-    let Some(paths) = Paths::for_test("metrics_reach_prometheus_with_labels") else {
+    let Some((_, stack)) = running(
+        "metrics_reach_prometheus_with_labels",
+        FAULTY_CANARY_POLICY,
+        1,
+    ) else {
         return;
     };
-    let stack =
-        Stack::start(&paths, &compile(FAULTY_CANARY_POLICY, "test.toml")).expect("envoy starts");
     let mut canary = 0;
     for i in 0..1_000 {
         let reply = stack.send("/", &[("x-user-id", &format!("m{i}"))]).unwrap();
@@ -299,11 +305,13 @@ fn metrics_reach_prometheus_with_labels() {
 
 #[test]
 fn every_response_is_counted_with_its_outcome() {
-    let Some(paths) = Paths::for_test("every_response_is_counted_with_its_outcome") else {
+    let Some((_, stack)) = running(
+        "every_response_is_counted_with_its_outcome",
+        SEGMENT_POLICY,
+        2,
+    ) else {
         return;
     };
-    let stack =
-        Stack::start_with(&paths, &compile(SEGMENT_POLICY, "test.toml"), 2).expect("envoy starts");
     let n = 3_000u32;
     let load = Load::default();
     std::thread::scope(|s| {

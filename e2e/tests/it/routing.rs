@@ -3,7 +3,7 @@
 
 use serin_e2e::{Paths, Stack};
 
-use crate::{compile, compile_example};
+use crate::{compile_example, running};
 
 fn served(stack: &Stack, headers: &[(&str, &str)]) -> String {
     stack
@@ -96,11 +96,13 @@ fallback = { random = true, cookie = "serin-id", max_age = "30d" }
 
 #[test]
 fn clients_without_a_key_get_a_sticky_cookie() {
-    let Some(paths) = Paths::for_test("clients_without_a_key_get_a_sticky_cookie") else {
+    let Some((_, stack)) = running(
+        "clients_without_a_key_get_a_sticky_cookie",
+        STICKY_POLICY,
+        1,
+    ) else {
         return;
     };
-    let plan = compile(STICKY_POLICY, "sticky.toml");
-    let stack = Stack::start(&paths, &plan).expect("envoy starts");
     let n = 400u32;
     let mut canary = 0u32;
     for i in 0..n {
@@ -150,11 +152,13 @@ share = 50
 
 #[test]
 fn shadowed_stable_requests_are_mirrored_to_the_canary() {
-    let Some(paths) = Paths::for_test("shadowed_stable_requests_are_mirrored_to_the_canary") else {
+    let Some((plan, stack)) = running(
+        "shadowed_stable_requests_are_mirrored_to_the_canary",
+        SHADOW_POLICY,
+        1,
+    ) else {
         return;
     };
-    let plan = compile(SHADOW_POLICY, "shadow.toml");
-    let stack = Stack::start(&paths, &plan).expect("envoy starts");
     let (mut served_by_canary, mut mirrored) = (0u64, 0u64);
     for i in 0..1_000 {
         let user = format!("user-{i}");
