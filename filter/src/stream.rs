@@ -149,7 +149,7 @@ impl HttpContext for Stream {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
-        if !worker.plan.outcomes.iter().any(|o| o.reads_body()) || self.routed.is_none() {
+        if !worker.reads_bodies || self.routed.is_none() {
             return Action::Continue;
         }
         // Copy the chunk without holding the response back: the client is not delayed, and a

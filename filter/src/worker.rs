@@ -22,6 +22,8 @@ pub struct Worker {
     pub metrics: Metrics,
     /// Whether routing reads the downstream address (a host call), decided once per plan.
     pub needs_source_ip: bool,
+    /// Whether an outcome is read from response bodies, so that bodies must be copied at all.
+    pub reads_bodies: bool,
     window_key: String,
     state_key: String,
 }
@@ -42,6 +44,7 @@ impl Worker {
         let window_key = format!("serin/{}/window", plan.digest);
         let state_key = format!("serin/{}/state", plan.digest);
         let needs_source_ip = plan.needs_source_ip();
+        let reads_bodies = plan.outcomes.iter().any(|o| o.reads_body());
         let plan = Rc::new(plan);
         Worker {
             routing: RefCell::new(Rc::clone(&plan)),
@@ -51,6 +54,7 @@ impl Worker {
             rollout,
             metrics,
             needs_source_ip,
+            reads_bodies,
             window_key,
             state_key,
         }
