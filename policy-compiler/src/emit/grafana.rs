@@ -22,6 +22,16 @@ fn target(expr: String, legend: &str, ref_id: usize) -> Value {
     })
 }
 
+/// The legend and tooltip options Grafana's panel schemas require (`VizLegendOptions`,
+/// `VizTooltipOptions`), for the time series and the state timeline alike.
+fn legend() -> Value {
+    json!({ "displayMode": "list", "placement": "bottom", "showLegend": true, "calcs": [] })
+}
+
+fn tooltip() -> Value {
+    json!({ "mode": "multi", "sort": "none" })
+}
+
 fn panel(
     id: usize,
     title: &str,
@@ -53,7 +63,7 @@ fn panel(
             },
             "overrides": [],
         },
-        "options": { "legend": { "displayMode": "list", "placement": "bottom" }, "tooltip": { "mode": "multi" } },
+        "options": { "legend": legend(), "tooltip": tooltip() },
         "targets": targets,
     })
 }
@@ -185,7 +195,13 @@ pub fn dashboard(plan: &Plan) -> Value {
             },
             "overrides": []
         },
-        "options": { "showValue": "auto" },
+        "options": {
+            "showValue": "auto",
+            "mergeValues": true,
+            "rowHeight": 0.9,
+            "legend": legend(),
+            "tooltip": tooltip(),
+        },
         "targets": [ target(format!("max({ROLLOUT_STATE})"), "state", 0) ],
     }));
     panels.push(panel(
@@ -213,7 +229,6 @@ pub fn dashboard(plan: &Plan) -> Value {
             "label": "Prometheus",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
             "hide": 0,
         } ] },
         "annotations": { "list": [] },
