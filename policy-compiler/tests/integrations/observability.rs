@@ -1,5 +1,5 @@
 //! Prometheus rules (structure, and `promtool check rules` when installed), the Grafana
-//! dashboard (structure), Argo Rollouts and Flagger analysis (their CRD schemas), and the metric
+//! dashboard (structure; `grafana.rs` checks it against Grafana's schema), Argo Rollouts and Flagger analysis (their CRD schemas), and the metric
 //! names against the filter's source.
 
 use std::process::Command;
