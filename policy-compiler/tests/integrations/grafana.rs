@@ -128,7 +128,15 @@ fn type_check(test: &str, dashboards: &[(String, Value)]) -> Option<BTreeMap<Str
 
 #[test]
 fn grafana_dashboards_type_check_against_grafana_schema() {
-    let dashboards: Vec<(String, Value)> = EXAMPLES
+    // Every policy in examples/ (scenarios/ holds simulation scenarios).
+    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= EXAMPLES.len(), "{names:?}");
+    let dashboards: Vec<(String, Value)> = names
         .iter()
         .map(|ex| {
             (
