@@ -22,6 +22,19 @@ pub struct Stream {
     body: Vec<u8>,
     body_too_long: bool,
     responded: bool,
+    /// A response whose headers arrived but whose end has not: it enters the rollout window only
+    /// once it completes, so that an upstream reset mid-body counts as a reset, not as the status
+    /// it began with.
+    unfinished: Option<Unfinished>,
+}
+
+/// What the rollout window records of a response once it completes.
+struct Unfinished {
+    role: Role,
+    at_ms: u64,
+    status: u16,
+    latency_us: u64,
+    local: bool,
 }
 
 /// What the request side leaves for the response side.
@@ -42,6 +55,7 @@ impl Stream {
             body: Vec::new(),
             body_too_long: false,
             responded: false,
+            unfinished: None,
         }
     }
 }
@@ -109,7 +123,7 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if let Some(cookie) = self.set_cookie.take() {
             self.add_http_response_header("set-cookie", &cookie);
         }
@@ -129,10 +143,16 @@ impl HttpContext for Stream {
             let local = self
                 .get_property(vec!["response", "code_details"])
                 .is_some_and(|d| d != b"via_upstream");
-            worker
-                .window
-                .borrow_mut()
-                .record_response(now, role, status, latency_ms * 1000, local);
+            self.unfinished = Some(Unfinished {
+                role,
+                at_ms: now,
+                status,
+                latency_us: latency_ms * 1000,
+                local,
+            });
+            if end_of_stream {
+                self.finish_response(&worker);
+            }
         }
         for (i, outcome) in worker.plan.outcomes.iter().enumerate() {
             if let OutcomeSource::Header { name } = &outcome.source {
@@ -149,6 +169,9 @@ impl HttpContext for Stream {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
+        if end_of_stream {
+            self.finish_response(&worker);
+        }
         if !worker.reads_bodies || self.routed.is_none() {
             return Action::Continue;
         }
@@ -173,9 +196,22 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end a response.
+        if let Some(worker) = self.worker.clone() {
+            self.finish_response(&worker);
+        }
+        Action::Continue
+    }
+
     fn on_log(&mut self) {
-        // A stream that ended without response headers was reset (client, upstream or timeout).
-        if let (Some(worker), Some(routed), false) = (&self.worker, &self.routed, self.responded) {
+        let (Some(worker), Some(routed)) = (&self.worker, &self.routed) else {
+            return;
+        };
+        // A stream that ended before its response did was reset (by the client, the upstream or
+        // a timeout): either no response headers came, or the body stopped short.
+        let cut_short = self.unfinished.take();
+        if !self.responded || cut_short.is_some() {
             worker.metrics.reset(routed.arm);
             if let Some(role) = routed.role {
                 worker.window.borrow_mut().record_reset(now_ms(self), role);
@@ -185,6 +221,19 @@ impl HttpContext for Stream {
 }
 
 impl Stream {
+    /// The response reached its end: it enters the rollout window.
+    fn finish_response(&mut self, worker: &Worker) {
+        if let Some(r) = self.unfinished.take() {
+            worker.window.borrow_mut().record_response(
+                r.at_ms,
+                r.role,
+                r.status,
+                r.latency_us,
+                r.local,
+            );
+        }
+    }
+
     fn record_outcome(&self, worker: &Worker, outcome: usize, positive: bool) {
         let Some(routed) = &self.routed else { return };
         let column = routed.segment_values.first().copied().unwrap_or(0);

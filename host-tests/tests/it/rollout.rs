@@ -174,3 +174,60 @@ fn an_envoy_restart_forgets_the_rollout() {
         "after a restart the canary gets its share again"
     );
 }
+
+/// Send `n` requests; the canary's responses start (200 and part of a body) and are then reset,
+/// stable's complete. Returns how many went to the canary.
+fn traffic_cut_short(worker: &mut Worker, from: u32, n: u32) -> u32 {
+    let mut canary = 0;
+    for i in from..from + n {
+        let mut s = worker.request().header("x-user-id", format!("user-{i}"));
+        s.send_headers().unwrap();
+        let to_canary = s.request_header("x-serin-arm").as_deref() == Some("canary");
+        s.deliver_response_headers(&[(":status", "200")], false)
+            .unwrap();
+        s.deliver_response_body(b"{\"predictions\": [", !to_canary)
+            .unwrap();
+        s.done().unwrap();
+        canary += u32::from(to_canary);
+    }
+    canary
+}
+
+fn counter(worker: &Worker, name: &str) -> u64 {
+    match worker.metrics().get(name) {
+        Some(MetricValue::Counter(v)) => *v,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_response_reset_after_it_started_counts_as_a_reset_and_rolls_back() {
+    let host = host();
+    let mut w = host
+        .configured_worker(guarded_plan("sha256:cut-short").to_json())
+        .unwrap();
+    let mut canary = 0;
+    let mut sent = 0;
+    while state_gauge(&w) != Some(4) && sent < 4_000 {
+        canary += traffic_cut_short(&mut w, sent, 200);
+        sent += 200;
+        host.advance_clock(Duration::from_millis(500));
+        w.run_due_ticks().unwrap();
+    }
+    assert_eq!(state_gauge(&w), Some(4), "rolled back on resets");
+    // Counters are flushed on ticks; one more makes them current.
+    host.advance_clock(Duration::from_millis(1_000));
+    w.run_due_ticks().unwrap();
+    let resets = |arm: &str| counter(&w, &format!("serin_resets_total_arm=.={arm};.;"));
+    assert_eq!(
+        resets("canary"),
+        u64::from(canary),
+        "every cut-short response"
+    );
+    assert_eq!(resets("stable"), 0, "complete responses are not resets");
+    assert!(
+        w.log_text().contains("errors"),
+        "the error guard fired: {}",
+        w.log_text()
+    );
+}
