@@ -110,6 +110,17 @@ impl Stack {
     }
 
     pub fn start_with(paths: &Paths, plan: &Plan, workers: u32) -> Result<Stack, String> {
+        Stack::start_edited(paths, plan, workers, |yaml, _| yaml)
+    }
+
+    /// Like [`Stack::start_with`], with the front config passed through `edit` first (a test
+    /// points an arm at a broken upstream, say).
+    pub fn start_edited(
+        paths: &Paths,
+        plan: &Plan,
+        workers: u32,
+        edit: impl FnOnce(String, Ports) -> String,
+    ) -> Result<Stack, String> {
         let read = |name: &str| {
             std::fs::read_to_string(paths.root.join("envoy-config").join(name))
                 .map_err(|e| format!("{name}: {e}"))
@@ -122,7 +133,7 @@ impl Stack {
             &paths.root,
             1,
         )?;
-        let front_yaml = front_config(plan, ports, &paths.wasm);
+        let front_yaml = edit(front_config(plan, ports, &paths.wasm), ports);
         let front = Envoy::start(&paths.envoy, &front_yaml, ports.admin, &paths.root, workers)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
