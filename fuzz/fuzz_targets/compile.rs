@@ -1,7 +1,7 @@
 //! Parse + compile arbitrary text: the compiler must never panic, every plan it emits must pass
 //! the filter's own checks and survive a JSON round trip, and `fmt` must keep meaning.
 //!
-//! `cargo +nightly fuzz run compile -- -dict=fuzz/policy.dict`, seeded from
+//! `cargo xtask fuzz compile` (or `cargo fuzz run compile -- -dict=fuzz/policy.dict`), seeded from
 //! `policy-compiler/tests/corpus` and `examples`.
 #![no_main]
 

@@ -2,7 +2,7 @@
 //! values) against every example policy: never a panic, an arm in range, and the same answer
 //! twice.
 //!
-//! `cargo +nightly fuzz run decide`
+//! `cargo xtask fuzz decide` (or `cargo fuzz run decide`)
 #![no_main]
 
 use std::sync::OnceLock;

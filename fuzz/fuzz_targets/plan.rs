@@ -1,7 +1,7 @@
 //! Plan loading, as the filter's `on_configure` does it, on arbitrary bytes: refused or loaded,
 //! never a panic; a plan that loads can be decided on and rolled out without a panic.
 //!
-//! `cargo +nightly fuzz run plan`, seeded with the compiled example plans.
+//! `cargo xtask fuzz plan` (or `cargo fuzz run plan`), seeded with the compiled example plans.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
