@@ -259,6 +259,100 @@ fn a_bad_plugin_config_pushed_to_a_running_envoy_is_rejected_and_the_old_plan_ke
     });
 }
 
+/// Poll the rollout state gauge until it reads `want`, for at most `limit`.
+fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if stack.prometheus("serin_rollout_state") == Some(want) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn a_rollback_survives_a_live_reload_of_the_same_policy() {
+    let Some(paths) = Paths::for_test("a_rollback_survives_a_live_reload_of_the_same_policy")
+    else {
+        return;
+    };
+    let plan = compile(GUARDED_POLICY, "faults.toml");
+    let mut live = None;
+    let stack = Stack::start_edited(&paths, &plan, 2, |yaml, _| {
+        let (bootstrap, l) = LiveListener::split(&yaml);
+        live = Some(l);
+        bootstrap
+    })
+    .expect("envoy starts");
+    let live = live.unwrap();
+    wait_for("the listener", Duration::from_secs(20), || {
+        stack.send("/", &[("x-user-id", "warm")]).is_ok()
+    });
+    stack
+        .set_upstream_runtime("fault.http.abort.abort_percent", 50)
+        .unwrap();
+    let load = Load::default();
+    let rolled_back = load.during(&stack, 4, || {
+        wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(60))
+    });
+    assert!(
+        rolled_back.is_some(),
+        "no rollback:\n{}",
+        stack.front.problems()
+    );
+    // The canary is healthy again, but a rollback is not undone by itself...
+    stack
+        .set_upstream_runtime("fault.http.abort.abort_percent", 0)
+        .unwrap();
+
+    // ...nor by a reload: the same plan re-serialized (as a control plane may push it), so that
+    // Envoy configures the plugin afresh, in a listener it has to rebuild (another stat prefix).
+    // The filter finds the rollout in shared data, by the plan's digest.
+    let good = plan.to_json();
+    let mut reloaded = live.with_plan(&good, &format!("{good}\n"));
+    reloaded["filter_chains"][0]["filters"][0]["typed_config"]["stat_prefix"] =
+        "ingress_reloaded".into();
+    let accepted = lds_stat(&stack.front, "update_success");
+    let loads = stack.front.log().matches("serin: loaded policy").count();
+    live.publish(&reloaded);
+    wait_for("the reload", Duration::from_secs(20), || {
+        lds_stat(&stack.front, "update_success") > accepted
+    });
+    wait_for(
+        "the reloaded listener serving",
+        Duration::from_secs(20),
+        || {
+            let _ = stack.send("/", &[("x-user-id", "probe")]);
+            stack
+                .front
+                .admin("/stats?filter=^http.ingress_reloaded.downstream_rq_total$")
+                .is_ok_and(|t| {
+                    t.lines()
+                        .any(|l| !l.ends_with(": 0") && l.contains("rq_total"))
+                })
+        },
+    );
+    let reloads = stack.front.log().matches("serin: loaded policy").count() - loads;
+    eprintln!("the reload configured the filter {reloads} times");
+    assert!(
+        reloads >= 1,
+        "the reload configured the filter again:\n{}",
+        stack.front.problems()
+    );
+    for i in 0..1_000 {
+        let reply = stack
+            .send("/", &[("x-user-id", &format!("reloaded-{i}"))])
+            .unwrap();
+        assert_eq!(
+            reply.served_by.as_deref(),
+            Some("stable"),
+            "request {i} after the reload"
+        );
+    }
+    assert_eq!(stack.prometheus("serin_rollout_state"), Some(ROLLED_BACK));
+}
+
 #[test]
 fn a_canary_that_refuses_connections_is_rolled_back() {
     let Some(paths) = Paths::for_test("a_canary_that_refuses_connections_is_rolled_back") else {
