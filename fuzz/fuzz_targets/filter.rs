@@ -30,7 +30,11 @@ fn forbidden(b: u8) -> bool {
 enum Config {
     Example(u8),
     /// An example plan with `bytes` written over it at `at`.
-    Mutated { example: u8, at: u16, bytes: Vec<u8> },
+    Mutated {
+        example: u8,
+        at: u16,
+        bytes: Vec<u8>,
+    },
     Raw(Vec<u8>),
 }
 
@@ -46,7 +50,11 @@ struct Exchange {
 #[derive(Arbitrary, Debug)]
 enum Response {
     /// The upstream answered: status, headers, body chunks.
-    Answered { status: u16, headers: Vec<(String, String)>, body: Vec<Vec<u8>> },
+    Answered {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<Vec<u8>>,
+    },
     /// The stream was reset before any response.
     Reset,
 }
@@ -148,7 +156,12 @@ fn exchange(worker: &mut Worker, arms: &[String], routing_header: &str, ex: &Exc
             "a routed request carries one of the plan's arms, not {arm:?}"
         );
         assert_clean("a request", &s.request_headers().to_vec());
-        if let Response::Answered { status, headers, body } = &ex.response {
+        if let Response::Answered {
+            status,
+            headers,
+            body,
+        } = &ex.response
+        {
             let status = (status % 500 + 100).to_string();
             let mut pairs: Vec<(String, String)> = headers
                 .iter()
@@ -157,12 +170,16 @@ fn exchange(worker: &mut Worker, arms: &[String], routing_header: &str, ex: &Exc
                 .collect();
             pairs.retain(|(k, _)| k != ":status");
             pairs.insert(0, (":status".into(), status));
-            let refs: Vec<(&str, &str)> =
-                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let chunks = body.len().min(4);
-            s.deliver_response_headers(&refs, chunks == 0).expect("response headers");
+            s.deliver_response_headers(&refs, chunks == 0)
+                .expect("response headers");
             for (i, chunk) in body.iter().take(chunks).enumerate() {
-                s.deliver_response_body(chunk, i + 1 == chunks).expect("response body");
+                s.deliver_response_body(chunk, i + 1 == chunks)
+                    .expect("response body");
             }
             if let Some(headers) = s.response_headers() {
                 assert_clean("a response", &headers.to_vec());
@@ -174,7 +191,11 @@ fn exchange(worker: &mut Worker, arms: &[String], routing_header: &str, ex: &Exc
     let host = worker.host().clone();
     host.advance_clock(Duration::from_millis(u64::from(ex.advance_ms)));
     worker.run_due_ticks().expect("ticks");
-    assert!(worker.failure().is_none(), "the VM failed: {:?}", worker.failure());
+    assert!(
+        worker.failure().is_none(),
+        "the VM failed: {:?}",
+        worker.failure()
+    );
 }
 
 fuzz_target!(|input: Input| {

@@ -70,9 +70,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 
 fn cargo_fuzz(dir: &Path) -> Command {
     let mut cmd = shell::cargo();
-    cmd.arg("fuzz")
-        .current_dir(dir)
-        .env("RUSTC_BOOTSTRAP", "1");
+    cmd.arg("fuzz").current_dir(dir).env("RUSTC_BOOTSTRAP", "1");
     cmd
 }
 
