@@ -22,6 +22,19 @@ impl Envoy {
         cwd: &Path,
         concurrency: u32,
     ) -> Result<Envoy, String> {
+        Envoy::start_under(&[], envoy, config, admin_port, cwd, concurrency)
+    }
+
+    /// Like [`Envoy::start`], with `envoy` run by `launcher` (e.g. `valgrind --tool=callgrind`),
+    /// which may make it slow to start.
+    pub fn start_under(
+        launcher: &[String],
+        envoy: &Path,
+        config: &str,
+        admin_port: u16,
+        cwd: &Path,
+        concurrency: u32,
+    ) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -29,7 +42,15 @@ impl Envoy {
         // Distinct base ids keep concurrent Envoys (tests run in parallel) out of each other's
         // shared memory; hot restart is not used at all.
         let base_id = std::process::id() * 64 + NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed) % 64;
-        let child = Command::new(envoy)
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(envoy);
+                c
+            }
+            None => Command::new(envoy),
+        };
+        let child = command
             .current_dir(cwd)
             .arg("-c")
             .arg(&config_path)
@@ -44,12 +65,13 @@ impl Envoy {
             admin_port,
             dir,
         };
-        envoy.wait_live()?;
+        let patience = if launcher.is_empty() { 30 } else { 300 };
+        envoy.wait_live(Duration::from_secs(patience))?;
         Ok(envoy)
     }
 
-    fn wait_live(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    fn wait_live(&mut self, patience: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
@@ -63,9 +85,17 @@ impl Envoy {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!(
-            "Envoy was not LIVE within 30 s:\n{}",
+            "Envoy was not LIVE within {patience:?}:\n{}",
             self.log_tail(40)
         ))
+    }
+
+    /// Ask the process to stop (SIGTERM, as Envoy expects) and wait until it has.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus, String> {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().map_err(|e| e.to_string())
     }
 
     /// GET a path on the admin interface.

@@ -411,7 +411,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let report = report(&ctx, &args, &results, &memory, &serin_wasm, &empty_wasm);
     println!("{report}");
     if args.write {
-        write_section(&root.join("BENCHMARKS.md"), &report)?;
+        write_section(&root.join("BENCHMARKS.md"), SECTION, &report)?;
         eprintln!("bench: wrote the \"Load bench in real Envoy\" section of BENCHMARKS.md");
     } else if args.quick {
         eprintln!("bench: --quick leaves BENCHMARKS.md alone");
@@ -633,17 +633,17 @@ fn report(
     r
 }
 
-/// Replace the section from its heading to the next `## ` heading (or the end), or append it.
-fn write_section(path: &Path, section: &str) -> Result<(), String> {
+/// Replace the section under `heading` up to the next `## ` heading (or the end), or append it.
+pub fn write_section(path: &Path, heading: &str, section: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let section = format!("{}\n", section.trim_end());
-    let new = match text.find(&format!("\n{SECTION}\n")) {
+    let new = match text.find(&format!("\n{heading}\n")) {
         Some(at) => {
             let start = at + 1;
-            let rest = &text[start + SECTION.len()..];
+            let rest = &text[start + heading.len()..];
             let end = rest
                 .find("\n## ")
-                .map_or(text.len(), |i| start + SECTION.len() + i + 1);
+                .map_or(text.len(), |i| start + heading.len() + i + 1);
             let sep = if end < text.len() { "\n" } else { "" };
             format!("{}{section}{sep}{}", &text[..start], &text[end..])
         }

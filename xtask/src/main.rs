@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod envoy_config;
 mod fuzz;
+mod instructions;
 mod plot;
 mod shell;
 mod soak;
@@ -21,6 +22,7 @@ usage: cargo xtask <command>
 
 commands:
   bench          load bench in real Envoy: Serin beside no filter, Lua, an empty wasm filter, native split
+  bench-instructions  the bench's configs under callgrind: instructions per request, deterministic
   demo           build everything, run Envoy with an example policy, send traffic, show the split
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("bench-instructions") => instructions::run(&root, &args[1..]),
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
         Some("wasm") => wasm::build_filter(&root).map(|_| ()),

@@ -1,0 +1,194 @@
+//! `cargo xtask bench-instructions [--requests N] [--no-write]`: how many instructions the front
+//! Envoy executes per request under each config of the load bench (direct-response routes),
+//! counted by valgrind's callgrind.
+//!
+//! The load bench's requests per second move by 10% or more from run to run on a shared
+//! machine; an instruction count does not: the same binary, config and requests give the same
+//! count whatever else the machine is doing. Envoy runs with one worker under callgrind with
+//! instrumentation off while it starts and warms up; it is switched on for exactly N requests
+//! (sequential, keep-alive, a new user each) and off again. What it does not see: cache misses,
+//! and time spent waiting. Envoy's 1 s timers (Serin's tick among them) also run during the
+//! counted requests, which under callgrind's slowdown last some seconds, so tick work is
+//! over-weighted a little against a real load.
+//!
+//! Rewrites the "Instructions per request" section of BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serin_e2e::bench::{self, Filter, Mode, Setup};
+use serin_e2e::{Envoy, Ports};
+
+use crate::shell;
+use crate::{tools, wasm};
+
+const SECTION: &str = "## Instructions per request (callgrind)";
+const POLICY: &str = "examples/fraud-model.toml";
+const SPLIT_POLICY: &str = "examples/percent-canary.toml";
+const CONFIGS: [Filter; 5] = [
+    Filter::None,
+    Filter::Serin,
+    Filter::SerinSplit,
+    Filter::Lua,
+    Filter::EmptyWasm,
+];
+
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let mut requests = 2_000u32;
+    let mut write = true;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--requests" => {
+                requests = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--requests takes a positive number")?;
+            }
+            "--no-write" => write = false,
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    if shell::output(Command::new("valgrind").arg("--version")).is_none() {
+        shell::apt_install(&["valgrind"])?;
+    }
+    let tools = tools::ensure_all(root)?;
+    let envoy = envoy_binary(&tools.envoy)?;
+    let compile = |file: &str| -> Result<serin_policy::Plan, String> {
+        let source =
+            std::fs::read_to_string(root.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        serin_compiler::compile_str(&source, file)
+            .map(|c| c.plan)
+            .map_err(|d| format!("{file}:\n{d}"))
+    };
+    let plan = compile(POLICY)?;
+    let split_plan = compile(SPLIT_POLICY)?;
+    let setup = Setup {
+        plan: &plan,
+        split_plan: &split_plan,
+        serin_wasm: wasm::build_filter(root)?,
+        empty_wasm: wasm::build_wasm(root, "serin-bench-empty-filter")?,
+    };
+    let mut rows = Vec::new();
+    for which in CONFIGS {
+        let per_request = count(root, &envoy, &setup, which, requests)?;
+        eprintln!(
+            "instructions: ({}) {}: {per_request:.0} per request",
+            which.letter(),
+            which.label()
+        );
+        rows.push((which, per_request));
+    }
+    let section = report(&rows, requests);
+    print!("{section}");
+    if write {
+        crate::bench::write_section(&root.join("BENCHMARKS.md"), SECTION, &section)?;
+        eprintln!("instructions: BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+/// The Envoy executable itself: the venv's `bin/envoy` is a Python launcher, which valgrind
+/// would count instead.
+fn envoy_binary(launcher: &Path) -> Result<PathBuf, String> {
+    let venv = launcher
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("unexpected Envoy location")?;
+    let lib = venv.join("lib");
+    for entry in std::fs::read_dir(&lib).map_err(|e| format!("{}: {e}", lib.display()))? {
+        let candidate = entry
+            .map_err(|e| e.to_string())?
+            .path()
+            .join("site-packages/envoy/_bin/envoy");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(format!("no envoy/_bin/envoy under {}", lib.display()))
+}
+
+fn count(
+    root: &Path,
+    envoy: &Path,
+    setup: &Setup,
+    which: Filter,
+    requests: u32,
+) -> Result<f64, String> {
+    let ports = Ports::free();
+    let config = bench::config(setup, which, Mode::Direct, ports)
+        .ok_or("direct-response routes cannot run this config")?;
+    let out = std::env::temp_dir().join(format!("serin-callgrind-{}", std::process::id()));
+    let launcher: Vec<String> = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        // V8 compiles the wasm module and rewrites its own code.
+        "--smc-check=all-non-file",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--callgrind-out-file={}.%p", out.display())])
+    .collect();
+    let mut front = Envoy::start_under(&launcher, envoy, &config, ports.admin, root, 1)?;
+    bench::served_by(ports.listener, 300, "stable")?;
+    let pid = front.pid().to_string();
+    let toggle = |on: &str| {
+        shell::run(
+            Command::new("callgrind_control")
+                .args(["-i", on, &pid])
+                .stdout(std::process::Stdio::null()),
+        )
+    };
+    toggle("on")?;
+    let (_, failed) = bench::served_by(ports.listener, requests, "canary")?;
+    toggle("off")?;
+    front.terminate()?;
+    if failed > 0 {
+        return Err(format!("{failed} requests failed under {}", which.label()));
+    }
+    let log = front.log();
+    let collected: u64 = log
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1)?.trim().parse().ok())
+        .ok_or_else(|| format!("no callgrind total in the log:\n{}", front.log_tail(20)))?;
+    for entry in std::fs::read_dir(std::env::temp_dir()).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.to_string_lossy().starts_with(&*out.to_string_lossy()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(collected as f64 / f64::from(requests))
+}
+
+fn report(rows: &[(Filter, f64)], requests: u32) -> String {
+    let date = shell::output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default();
+    let base = rows
+        .iter()
+        .find(|(f, _)| *f == Filter::None)
+        .map_or(f64::NAN, |r| r.1);
+    let mut s = format!(
+        "{SECTION}\n\n\
+         Measured {date} with `cargo xtask bench-instructions` (Envoy 1.40.0, one worker, \
+         direct-response routes, the load bench's configs): the instructions the whole front \
+         Envoy process executed for {requests} sequential keep-alive requests, each from a new \
+         user, counted by valgrind's callgrind, divided by {requests}. Deterministic: a rerun \
+         gives the same figures within a fraction of a percent, however loaded the machine is. \
+         \"(a) ÷ config\" is what the throughput ratio would be if time were proportional to \
+         instructions. Under callgrind the requests run slowly, so Envoy's 1 s timers (Serin's \
+         tick) weigh a little more per request than under real load.\n\n\
+         | config | instructions per request | over (a) | (a) ÷ config |\n|---|---|---|---|\n"
+    );
+    for (which, n) in rows {
+        s.push_str(&format!(
+            "| ({}) {} | {:.0} | {:+.0} | {:.3} |\n",
+            which.letter(),
+            which.label(),
+            n,
+            n - base,
+            base / n
+        ));
+    }
+    s
+}
