@@ -1,11 +1,15 @@
 //! The per-request decision. Pure, allocation-free and panic-free for every input: the plan's
 //! indices were checked by [`Plan::check`] when it was loaded.
 
+use std::net::IpAddr;
+
 use subtle::ConstantTimeEq;
 
 use crate::bucket::Bucketed;
+use crate::cidr::Cidr;
 use crate::plan::{
-    Action, ArmId, Fallback, KeySource, Matcher, Override, Plan, SERIN_SCALE, Shadow, Split, Test,
+    Action, ArmId, Fallback, KeySource, Matcher, Override, OverrideToken, Plan, SERIN_SCALE,
+    Shadow, Split, Test,
 };
 use crate::request::Request;
 
@@ -40,11 +44,14 @@ pub struct Decision {
 impl Plan {
     /// Choose the arm for a request.
     pub fn decide(&self, req: &impl Request) -> Decision {
-        if let Some(arm) = self
-            .override_
-            .as_ref()
-            .and_then(|o| self.forced_arm(o, req))
-        {
+        if let Some(arm) = self.override_.as_ref().and_then(|o| {
+            self.forced_arm(
+                o,
+                req.header(&o.header),
+                |token| req.header(&token.header),
+                || req.source_ip(),
+            )
+        }) {
             return Decision::fixed(arm, Reason::Override);
         }
         let (action, reason) = self
@@ -55,9 +62,27 @@ impl Plan {
             .map_or((self.default, Reason::Default), |(i, rule)| {
                 (rule.action, Reason::Rule(i as u16))
             });
+        self.act(action, reason, |split| {
+            self.splits.get(usize::from(split))?.key_of(req)
+        })
+    }
+
+    /// Bucket a key with split `split` (for a minted key, or for `serin explain`).
+    pub fn assign(&self, split: u16, key: &[u8]) -> Option<Bucketed> {
+        self.splits.get(usize::from(split)).map(|s| s.assign(key))
+    }
+
+    /// Carry out the chosen action; `key_of` finds the bucketing key of a split's key chain.
+    #[inline]
+    pub(crate) fn act<'r>(
+        &self,
+        action: Action,
+        reason: Reason,
+        key_of: impl FnOnce(u16) -> Option<(u8, &'r [u8])>,
+    ) -> Decision {
         let (mut decision, key) = match action {
             Action::Pin { arm } => (Decision::fixed(arm, reason), None),
-            Action::Split { split } => self.split_request(split, reason, req),
+            Action::Split { split } => self.split_request(split, reason, key_of(split)),
         };
         if let (Some(shadow), Some(key)) = (&self.shadow, key) {
             // Mirroring is sticky per key too, and only copies stable traffic.
@@ -66,23 +91,18 @@ impl Plan {
         decision
     }
 
-    /// Bucket a key with split `split` (for a minted key, or for `serin explain`).
-    pub fn assign(&self, split: u16, key: &[u8]) -> Option<Bucketed> {
-        self.splits.get(usize::from(split)).map(|s| s.assign(key))
-    }
-
+    #[inline]
     fn split_request<'r>(
         &self,
         index: u16,
         reason: Reason,
-        req: &'r impl Request,
+        key: Option<(u8, &'r [u8])>,
     ) -> (Decision, Option<&'r [u8]>) {
         let split: &Split = &self.splits[usize::from(index)];
         let mut decision = Decision {
             split: Some(index),
             ..Decision::fixed(self.stable, reason)
         };
-        let key = split.key_of(req);
         match key {
             Some((source, key)) => {
                 let b = split.assign(key);
@@ -99,23 +119,28 @@ impl Plan {
         (decision, key.map(|(_, k)| k))
     }
 
-    fn forced_arm(&self, o: &Override, req: &impl Request) -> Option<ArmId> {
-        let wanted = req.header(&o.header)?;
+    /// The arm a request forces with the override header's value `wanted`, if it proves itself
+    /// with the token (read only when the plan has one) or its source address.
+    pub(crate) fn forced_arm<'r>(
+        &self,
+        o: &Override,
+        wanted: Option<&[u8]>,
+        token: impl FnOnce(&OverrideToken) -> Option<&'r [u8]>,
+        source_ip: impl FnOnce() -> Option<IpAddr>,
+    ) -> Option<ArmId> {
+        let wanted = wanted?;
         let arm = self.arms.iter().position(|a| a.name.as_bytes() == wanted)? as ArmId;
         let by_token = o.token.as_ref().is_some_and(|t| {
-            req.header(&t.header)
-                .is_some_and(|given| bool::from(given.ct_eq(t.value.as_bytes())))
+            token(t).is_some_and(|given| bool::from(given.ct_eq(t.value.as_bytes())))
         });
-        let by_source = !o.trusted_sources.is_empty()
-            && req
-                .source_ip()
-                .is_some_and(|ip| o.trusted_sources.iter().any(|n| n.contains(ip)));
+        let by_source =
+            !o.trusted_sources.is_empty() && in_networks(&o.trusted_sources, source_ip());
         (by_token || by_source).then_some(arm)
     }
 }
 
 impl Decision {
-    fn fixed(arm: ArmId, reason: Reason) -> Self {
+    pub(crate) fn fixed(arm: ArmId, reason: Reason) -> Self {
         Decision {
             arm,
             reason,
@@ -132,14 +157,27 @@ impl Decision {
 impl Split {
     /// The first key source present with a non-empty value.
     pub fn key_of<'r>(&self, req: &'r impl Request) -> Option<(u8, &'r [u8])> {
-        self.key.iter().enumerate().find_map(|(i, source)| {
-            let value = match source {
-                KeySource::Header(name) => req.header(name),
-                KeySource::Cookie(name) => req.cookie(name),
-                KeySource::Query(name) => req.query(name),
-            }?;
-            (!value.is_empty()).then_some((i as u8, value))
-        })
+        first_key(self.key.iter().map(|source| source.read(req)))
+    }
+}
+
+/// The first present, non-empty value of a key chain, with its index in the chain.
+pub(crate) fn first_key<'r>(
+    chain: impl Iterator<Item = Option<&'r [u8]>>,
+) -> Option<(u8, &'r [u8])> {
+    chain
+        .enumerate()
+        .find_map(|(i, value)| value.filter(|v| !v.is_empty()).map(|v| (i as u8, v)))
+}
+
+impl KeySource {
+    /// This source's value in a request.
+    pub fn read<'r>(&self, req: &'r impl Request) -> Option<&'r [u8]> {
+        match self {
+            KeySource::Header(name) => req.header(name),
+            KeySource::Cookie(name) => req.cookie(name),
+            KeySource::Query(name) => req.query(name),
+        }
     }
 }
 
@@ -149,22 +187,30 @@ impl Matcher {
             Matcher::Header { name, test } => test.holds(req.header(name)),
             Matcher::Cookie { name, test } => test.holds(req.cookie(name)),
             Matcher::Query { name, test } => test.holds(req.query(name)),
-            Matcher::PathPrefix { any_of } => {
-                let path = req.path();
-                any_of.iter().any(|p| path.starts_with(p.as_bytes()))
-            }
-            Matcher::Method { any_of } => {
-                let method = req.method();
-                any_of.iter().any(|m| m.as_bytes() == method)
-            }
-            Matcher::SourceIp { any_of } => req
-                .source_ip()
-                .is_some_and(|ip| any_of.iter().any(|n| n.contains(ip))),
+            Matcher::PathPrefix { any_of } => has_path_prefix(any_of, req.path()),
+            Matcher::Method { any_of } => has_method(any_of, req.method()),
+            Matcher::SourceIp { any_of } => in_networks(any_of, req.source_ip()),
         }
     }
 }
 
+#[inline]
+pub(crate) fn has_path_prefix(any_of: &[String], path: &[u8]) -> bool {
+    any_of.iter().any(|p| path.starts_with(p.as_bytes()))
+}
+
+#[inline]
+pub(crate) fn has_method(any_of: &[String], method: &[u8]) -> bool {
+    any_of.iter().any(|m| m.as_bytes() == method)
+}
+
+#[inline]
+pub(crate) fn in_networks(any_of: &[Cidr], ip: Option<IpAddr>) -> bool {
+    ip.is_some_and(|ip| any_of.iter().any(|n| n.contains(ip)))
+}
+
 impl Test {
+    #[inline]
     pub fn holds(&self, value: Option<&[u8]>) -> bool {
         let sorted_contains = |list: &[String], v: &[u8]| {
             list.binary_search_by(|item| item.as_bytes().cmp(v)).is_ok()

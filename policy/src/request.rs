@@ -5,23 +5,26 @@ use std::net::IpAddr;
 
 /// What the engine may read from a request. Header names are asked for in lower case.
 pub trait Request {
-    /// The first value of a header. Repeated headers: the first one counts.
-    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Every header in the order received, pseudo-headers (`:path`, `:method`) included.
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])>;
     /// The source address of the downstream connection, if known.
     fn source_ip(&self) -> Option<IpAddr>;
+
+    /// The first value of a header. Repeated headers: the first one counts. An implementation
+    /// that overrides this (to look up faster) must agree with [`Request::headers`].
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().find(|&(k, _)| k == name).map(|(_, v)| v)
+    }
 
     fn cookie(&self, name: &str) -> Option<&[u8]> {
         cookie_value(self.header("cookie")?, name)
     }
     fn query(&self, name: &str) -> Option<&[u8]> {
-        let path = self.header(":path")?;
-        let at = path.iter().position(|&b| b == b'?')?;
-        query_value(&path[at + 1..], name)
+        query_value(split_query(self.header(":path")?).1?, name)
     }
     /// The path without its query string.
     fn path(&self) -> &[u8] {
-        let path = self.header(":path").unwrap_or(b"");
-        path.split(|&b| b == b'?').next().unwrap_or(path)
+        split_query(self.header(":path").unwrap_or(b"")).0
     }
     fn method(&self) -> &[u8] {
         self.header(":method").unwrap_or(b"")
@@ -46,11 +49,8 @@ impl<'a, K: AsRef<str>, V: AsRef<[u8]>> HeaderList<'a, K, V> {
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> Request for HeaderList<'_, K, V> {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.as_ref() == name)
-            .map(|(_, v)| v.as_ref())
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
     fn source_ip(&self) -> Option<IpAddr> {
@@ -67,6 +67,51 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
         let value = pair.strip_prefix(name)?.strip_prefix(b"=")?;
         Some(value.trim_ascii_end())
     })
+}
+
+/// A `:path` value as the path and the query string: before and after the first `?`.
+#[inline]
+pub(crate) fn split_query(target: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match find_byte(target, b'?') {
+        Some(at) => (&target[..at], Some(&target[at + 1..])),
+        None => (target, None),
+    }
+}
+
+/// The index of the first `byte` in `bytes`, eight bytes at a time.
+///
+/// Hand-rolled because the request path scans every `:path` value with it: a byte-at-a-time
+/// loop costs several times as much, and `memchr`'s per-call dispatch costs as much as it saves
+/// on values this short.
+#[inline]
+pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // The high bit of each byte of `word` equal to `byte`, and perhaps of later bytes next to
+    // one, but never of an earlier byte: the lowest set bit marks the first match.
+    let first_match = |word: u64| {
+        let x = word ^ (ONES * u64::from(byte));
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        (zeros != 0).then(|| zeros.trailing_zeros() as usize / 8)
+    };
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let (words, _) = bytes.as_chunks::<8>();
+        for (i, word) in words.iter().enumerate() {
+            if let Some(at) = first_match(u64::from_le_bytes(*word)) {
+                return Some(i * 8 + at);
+            }
+        }
+        // The last eight bytes overlap words already searched, which hold no match, so the
+        // first match in them is past those.
+        first_match(u64::from_le_bytes(*last)).map(|at| bytes.len() - 8 + at)
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // Four to seven bytes: the first four and the last four (overlapping) as one word.
+        let word =
+            u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32;
+        first_match(word).map(|at| if at < 4 { at } else { bytes.len() + at - 8 })
+    } else {
+        bytes.iter().position(|&b| b == byte)
+    }
 }
 
 /// The raw (not percent-decoded) value of parameter `name` in a query string.
@@ -107,6 +152,36 @@ mod tests {
         assert_eq!(cookie_value(b"a=1 ; b=2", "a"), Some(&b"1"[..]));
         assert_eq!(query_value(b"user2=5&user=6", "user"), Some(&b"6"[..]));
         assert_eq!(query_value(b"user2=5", "user"), None);
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_match_at_every_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                // Bytes next to a match (one below it, one above) must not fool the word trick.
+                if at < len {
+                    bytes[at] = b'=';
+                    bytes
+                        .iter_mut()
+                        .skip(at + 1)
+                        .step_by(3)
+                        .for_each(|b| *b = b'=');
+                    if at > 0 {
+                        bytes[at - 1] = b'=' - 1;
+                    }
+                    if at + 1 < len {
+                        bytes[at + 1] = b'=' + 1;
+                    }
+                }
+                let want = bytes.iter().position(|&b| b == b'=');
+                assert_eq!(find_byte(&bytes, b'='), want, "{len} {at} {bytes:?}");
+            }
+        }
+        for byte in [0u8, 0x80, 0xff, 0x01] {
+            let bytes: Vec<u8> = (0..=255u8).rev().collect();
+            assert_eq!(find_byte(&bytes, byte), Some(255 - usize::from(byte)));
+        }
     }
 
     #[test]
