@@ -42,7 +42,8 @@ pub struct Decision {
 }
 
 impl Plan {
-    /// Choose the arm for a request.
+    /// Choose the arm for a request. Reads each name by asking the request; [`crate::Router`]
+    /// makes the same decision from one pass over the request, for the request path.
     pub fn decide(&self, req: &impl Request) -> Decision {
         if let Some(arm) = self.override_.as_ref().and_then(|o| {
             self.forced_arm(

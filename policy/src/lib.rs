@@ -1,4 +1,5 @@
-//! Serin's engine: the compiled [`Plan`] and the pure [`Plan::decide`].
+//! Serin's engine: the compiled [`Plan`], the pure [`Plan::decide`] and the [`Router`] that makes
+//! the same decision on the request path.
 //!
 //! This crate is all that the proxy-wasm filter links. It does no I/O, reads no TOML and
 //! never panics on request input, so that it builds for wasm32 and runs at line rate.
@@ -13,6 +14,7 @@ mod outcome;
 mod plan;
 mod request;
 mod rollout;
+mod router;
 pub mod sim;
 
 pub use bucket::{Bucketed, murmur3_x86_32};
@@ -22,3 +24,4 @@ pub use outcome::MAX_OUTCOME_BODY;
 pub use plan::*;
 pub use request::{HeaderList, Request, cookie_value, query_value};
 pub use rollout::*;
+pub use router::Router;

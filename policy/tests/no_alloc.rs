@@ -1,10 +1,11 @@
-//! `decide()` allocates nothing. A counting global allocator must own its test binary, which
-//! is why this file is not a module of `tests/it`.
+//! `decide()` allocates nothing, neither `Plan::decide` nor `Router::decide` (the filter's).
+//! A counting global allocator must own its test binary, which is why this file is not a
+//! module of `tests/it`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use serin_policy::{HeaderList, Plan};
+use serin_policy::{HeaderList, Plan, Router};
 
 struct Counting;
 
@@ -48,6 +49,7 @@ fn decide_does_not_allocate() {
         "override":{"header":"x-serin-force","token":{"header":"x-serin-token","value":"t"}},
         "shadow":{"header":"x-serin-shadow","share":1000,"seed":9}}"#;
     let plan = Plan::from_json(json.as_bytes()).expect("valid plan");
+    let router = Router::new(plan.clone());
     let requests: [&[(&str, &str)]; 4] = [
         &[
             (":path", "/predict?u=9&m=v3"),
@@ -67,6 +69,11 @@ fn decide_does_not_allocate() {
         assert_eq!(
             n, 0,
             "decide allocated {n} times for {headers:?} → {decision:?}"
+        );
+        let n = allocations_during(|| decision = Some(router.decide(&request)));
+        assert_eq!(
+            n, 0,
+            "the router allocated {n} times for {headers:?} → {decision:?}"
         );
     }
 }

@@ -68,6 +68,17 @@ fn user(i: u32) -> String {
     format!("user-{i}")
 }
 
+/// `plan.decide(req)`, checked against the router's decision for the same plan.
+fn decide(plan: &Plan, req: &impl Request) -> Decision {
+    let decision = plan.decide(req);
+    assert_eq!(
+        Router::new(plan.clone()).decide(req),
+        decision,
+        "router and plan differ"
+    );
+    decision
+}
+
 fn decide_user(plan: &Plan, id: &str) -> ArmId {
     plan.decide(&HeaderList::new(&[("x-user-id", id)])).arm
 }
@@ -143,7 +154,7 @@ fn first_present_key_wins_and_no_key_falls_back() {
         KeySource::Cookie("uid".into()),
         KeySource::Query("user".into()),
     ];
-    let d = |h: &[(&str, &str)]| plan.decide(&HeaderList::new(h));
+    let d = |h: &[(&str, &str)]| decide(&plan, &HeaderList::new(h));
     assert_eq!(
         d(&[("x-user-id", "a"), ("cookie", "uid=b")]).key_source,
         Some(0)
@@ -164,10 +175,7 @@ fn first_present_key_wins_and_no_key_falls_back() {
         cookie: "serin-id".into(),
         max_age_seconds: 60,
     };
-    assert!(
-        plan.decide(&HeaderList::new(&[] as &[(&str, &str)]))
-            .mint_key
-    );
+    assert!(decide(&plan, &HeaderList::new(&[] as &[(&str, &str)])).mint_key);
     assert_eq!(plan.assign(0, b"minted").map(|b| b.arm), Some(CANARY));
 }
 
@@ -180,9 +188,9 @@ fn the_same_key_hashes_the_same_across_key_sources() {
     ];
     for i in 0..1_000 {
         let id = user(i);
-        let by_header = plan.decide(&HeaderList::new(&[("x-user-id", id.as_str())]));
+        let by_header = decide(&plan, &HeaderList::new(&[("x-user-id", id.as_str())]));
         let cookie = format!("x=1; uid={id}");
-        let by_cookie = plan.decide(&HeaderList::new(&[("cookie", cookie.as_str())]));
+        let by_cookie = decide(&plan, &HeaderList::new(&[("cookie", cookie.as_str())]));
         assert_eq!(
             (by_header.arm, by_header.hash),
             (by_cookie.arm, by_cookie.hash)
@@ -301,7 +309,7 @@ fn every_matcher() {
     for (i, (matcher, headers, want)) in cases.into_iter().enumerate() {
         let mut plan = canary_plan(0);
         plan.rules = vec![rule(vec![matcher.clone()], CANARY)];
-        let got = plan.decide(&HeaderList::new(&headers));
+        let got = decide(&plan, &HeaderList::new(&headers));
         assert_eq!(
             got.arm == CANARY,
             want,
@@ -325,11 +333,11 @@ fn source_ip_rules_and_first_match_wins() {
     ];
     let mut req = HeaderList::new(&[] as &[(&str, &str)]);
     req.source_ip = Some("10.9.8.7".parse::<IpAddr>().unwrap());
-    assert_eq!(plan.decide(&req).arm, CANARY);
-    assert_eq!(plan.decide(&req).reason, Reason::Rule(0));
+    assert_eq!(decide(&plan, &req).arm, CANARY);
+    assert_eq!(decide(&plan, &req).reason, Reason::Rule(0));
     req.source_ip = Some("192.0.2.1".parse().unwrap());
     assert_eq!(
-        plan.decide(&req).reason,
+        decide(&plan, &req).reason,
         Reason::Rule(1),
         "the catch-all wins before the later rule"
     );
@@ -349,7 +357,7 @@ fn override_needs_the_token_or_a_trusted_source() {
     let decide = |h: &[(&str, &str)], ip: Option<&str>| {
         let mut r = HeaderList::new(h);
         r.source_ip = ip.map(|s| s.parse().unwrap());
-        plan.decide(&r)
+        decide(&plan, &r)
     };
     let forced = decide(
         &[("x-serin-force", "canary"), ("x-serin-token", "s3cret")],
@@ -399,9 +407,14 @@ fn shadow_mirrors_a_sticky_share_of_stable_traffic_only() {
         share: 2_000,
         seed: 7,
     });
+    let router = Router::new(plan.clone());
     let (mut mirrored, mut stable) = (0u32, 0u32);
     for i in 0..100_000 {
-        let d = plan.decide(&HeaderList::new(&[("x-user-id", user(i).as_str())]));
+        let id = user(i);
+        let headers = [("x-user-id", id.as_str())];
+        let request = HeaderList::new(&headers);
+        let d = plan.decide(&request);
+        assert_eq!(router.decide(&request), d);
         assert!(
             !(d.shadow && d.arm == CANARY),
             "canary traffic is never mirrored"
@@ -469,6 +482,7 @@ proptest! {
             headers.push(("x-user-id".into(), vec![0xff; 64 * 1024]));
         }
         let d = plan.decide(&HeaderList::new(&headers));
+        prop_assert_eq!(Router::new(plan.clone()).decide(&HeaderList::new(&headers)), d);
         prop_assert!(usize::from(d.arm) < plan.arms.len());
         let first_user = headers.iter().find(|(k, _)| k == "x-user-id").map(|(_, v)| v.clone());
         if let Some(id) = first_user.filter(|v| !v.is_empty() && d.reason == Reason::Default) {

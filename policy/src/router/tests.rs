@@ -1,0 +1,413 @@
+//! The router decides exactly as `Plan::decide` does, on arbitrary plans and requests: names
+//! repeated and missing, cookie and parameter names with `=` or spaces, unsorted lists, more
+//! names than slots, overrides, shadowing and key chains.
+
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use super::{MAX_SLOTS, Router};
+use crate::*;
+
+const HEADERS: &[&str] = &[
+    "x-user-id",
+    "x-region",
+    "x-t",
+    "cookie",
+    ":path",
+    ":method",
+    "x-serin-force",
+    "x-serin-token",
+    "a",
+    "",
+    "x-a-header-name-longer-than-16",
+    "x-a-header-name-longer-than-17",
+    // Longer than 16 bytes, and equal in their first and last eight.
+    "x-long--one--suffix",
+    "x-long--two--suffix",
+    "X-Region",
+    "user-agent",
+    "x-tester-1",
+];
+const COOKIES: &[&str] = &[
+    "uid", "beta", "b", "", "a=b", " sp", "sp ", "serin-id", "x=",
+];
+const PARAMS: &[&str] = &["u", "m", "", "a=b", "flag", "model", "m2"];
+const VALUES: &[&str] = &[
+    "",
+    "a",
+    "b",
+    "yes",
+    "v2",
+    "eu-1",
+    "us-1",
+    "a-value-longer-than-sixteen-bytes",
+    "a-value-longer-than-sixteen-bytez",
+    "a-value-111-suffix!",
+    "a-value-222-suffix!",
+    " padded ",
+    "=",
+    "a=b",
+    "canary",
+    "stable",
+    "t0k",
+];
+const PATHS: &[&str] = &[
+    "",
+    "/",
+    "/admin",
+    "/admin/x",
+    "/v1/models/fraud:predict",
+    "/v1",
+];
+const ARMS: usize = 3;
+
+/// Few enough that lists and requests often share values.
+const LETTERS: &[&str] = &["a", "b", "c", "d"];
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        select(VALUES).prop_map(String::from),
+        select(LETTERS).prop_map(String::from),
+        "[ -~]{0,20}"
+    ]
+}
+
+fn list() -> impl Strategy<Value = Vec<String>> {
+    let item = prop_oneof![
+        select(LETTERS).prop_map(String::from),
+        select(VALUES).prop_map(String::from)
+    ];
+    (proptest::collection::vec(item, 0..5), any::<bool>()).prop_map(|(mut list, sort)| {
+        // The compiler sorts; a hand-written plan may not, and must mean the same to both.
+        if sort {
+            list.sort();
+            list.dedup();
+        }
+        list
+    })
+}
+
+fn test() -> impl Strategy<Value = Test> {
+    prop_oneof![
+        Just(Test::Present),
+        Just(Test::Absent),
+        value().prop_map(Test::Exact),
+        value().prop_map(Test::Prefix),
+        value().prop_map(Test::Suffix),
+        list().prop_map(Test::AnyOf),
+        list().prop_map(Test::NoneOf),
+    ]
+}
+
+fn cidr() -> impl Strategy<Value = Cidr> {
+    select(
+        &[
+            "10.0.0.0/8",
+            "192.0.2.0/24",
+            "::/0",
+            "0.0.0.0/0",
+            "2001:db8::/32",
+        ][..],
+    )
+    .prop_map(|s| s.parse().unwrap())
+}
+
+fn matcher() -> impl Strategy<Value = Matcher> {
+    let name = |names: &'static [&'static str]| {
+        prop_oneof![select(names).prop_map(String::from), "[a-c=]{0,3}"]
+    };
+    prop_oneof![
+        (name(HEADERS), test()).prop_map(|(name, test)| Matcher::Header { name, test }),
+        (name(COOKIES), test()).prop_map(|(name, test)| Matcher::Cookie { name, test }),
+        (name(PARAMS), test()).prop_map(|(name, test)| Matcher::Query { name, test }),
+        proptest::collection::vec(
+            prop_oneof![select(PATHS).prop_map(String::from), "/[a-z]{0,10}"],
+            0..3
+        )
+        .prop_map(|any_of| Matcher::PathPrefix { any_of }),
+        proptest::collection::vec(
+            select(&["GET", "POST", ""][..]).prop_map(String::from),
+            0..3
+        )
+        .prop_map(|any_of| Matcher::Method { any_of }),
+        proptest::collection::vec(cidr(), 0..3).prop_map(|any_of| Matcher::SourceIp { any_of }),
+    ]
+}
+
+fn key_source() -> impl Strategy<Value = KeySource> {
+    prop_oneof![
+        select(HEADERS).prop_map(|n| KeySource::Header(n.into())),
+        select(COOKIES).prop_map(|n| KeySource::Cookie(n.into())),
+        select(PARAMS).prop_map(|n| KeySource::Query(n.into())),
+    ]
+}
+
+fn split() -> impl Strategy<Value = Split> {
+    (
+        proptest::collection::vec(key_source(), 0..4),
+        "[a-z]{0,6}",
+        any::<u32>(),
+        prop_oneof![
+            (1..20_000u32).prop_map(|scale| Reduce::MulShift { scale }),
+            (1..1_000u32).prop_map(|modulus| Reduce::Modulo { modulus }),
+        ],
+        (
+            0..ARMS as ArmId,
+            0..1_000u32,
+            0..ARMS as ArmId,
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(key, prefix, seed, reduce, (arm, end, rest, mint))| Split {
+                lanes: vec![Lane {
+                    arm,
+                    start: 0,
+                    end: match reduce {
+                        Reduce::MulShift { scale: bound } | Reduce::Modulo { modulus: bound } => {
+                            end.min(bound)
+                        }
+                    },
+                }],
+                key,
+                hash: HashSpec {
+                    prefix,
+                    seed,
+                    reduce,
+                },
+                rest,
+                fallback: if mint {
+                    Fallback::RandomSticky {
+                        cookie: "serin-id".into(),
+                        max_age_seconds: 60,
+                    }
+                } else {
+                    Fallback::Arm { arm: rest }
+                },
+            },
+        )
+}
+
+fn action(splits: usize) -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (0..ARMS as ArmId).prop_map(|arm| Action::Pin { arm }),
+        (0..splits as u16).prop_map(|split| Action::Split { split }),
+    ]
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    let splits = proptest::collection::vec(split(), 1..3);
+    splits.prop_flat_map(|splits| {
+        let n = splits.len();
+        let rule =
+            (proptest::collection::vec(matcher(), 0..4), action(n)).prop_map(|(all, action)| {
+                Rule {
+                    name: "r".into(),
+                    all,
+                    action,
+                }
+            });
+        (
+            Just(splits),
+            proptest::collection::vec(rule, 0..8),
+            action(n),
+            proptest::option::of((
+                // `Plan::check` wants a lower-case header name here.
+                select(&["x-serin-force", "x-user-id", "x-t", "a"][..]),
+                proptest::option::of((select(HEADERS), select(VALUES))),
+                proptest::collection::vec(cidr(), 0..2),
+            )),
+            proptest::option::of(0..=SERIN_SCALE),
+            // Past the slots: names that only a lookup by name finds.
+            any::<bool>(),
+        )
+            .prop_map(|(splits, mut rules, default, override_, shadow, many)| {
+                if many {
+                    let all = (0..MAX_SLOTS + 4)
+                        .map(|i| Matcher::Header {
+                            name: format!("x-many-{i}"),
+                            test: Test::Absent,
+                        })
+                        .collect();
+                    rules.insert(
+                        0,
+                        Rule {
+                            name: "many".into(),
+                            all,
+                            action: Action::Pin { arm: 2 },
+                        },
+                    );
+                }
+                Plan {
+                    format: PLAN_FORMAT,
+                    policy: "p".into(),
+                    digest: String::new(),
+                    routing_header: DEFAULT_ROUTING_HEADER.into(),
+                    arms: ["stable", "canary", "third"]
+                        .map(|a| Arm {
+                            name: a.into(),
+                            value: a.into(),
+                        })
+                        .into(),
+                    stable: 0,
+                    rules,
+                    default,
+                    splits,
+                    override_: override_.map(|(header, token, trusted_sources)| Override {
+                        header: header.into(),
+                        token: token.map(|(header, value)| OverrideToken {
+                            header: header.into(),
+                            value: value.into(),
+                        }),
+                        trusted_sources,
+                    }),
+                    shadow: shadow.map(|share| Shadow {
+                        header: "x-serin-shadow".into(),
+                        share,
+                        seed: 7,
+                    }),
+                    segments: vec![],
+                    outcomes: vec![],
+                    guards: vec![],
+                    ramp: None,
+                    metrics: None,
+                }
+            })
+    })
+}
+
+fn cookie_header() -> impl Strategy<Value = String> {
+    let pair = (
+        prop_oneof![select(COOKIES).prop_map(String::from), "[a-c ]{0,3}"],
+        proptest::option::of(value()),
+        select(&["", " ", "  "][..]),
+    )
+        .prop_map(|(name, value, pad)| match value {
+            Some(v) => format!("{pad}{name}={v}{pad}"),
+            None => format!("{pad}{name}"),
+        });
+    (
+        proptest::collection::vec(pair, 0..5),
+        select(&[";", "; "][..]),
+    )
+        .prop_map(|(pairs, sep)| pairs.join(sep))
+}
+
+fn path_header() -> impl Strategy<Value = String> {
+    let param = (
+        prop_oneof![select(PARAMS).prop_map(String::from), "[a-c]{0,2}"],
+        proptest::option::of(value()),
+    )
+        .prop_map(|(name, value)| match value {
+            Some(v) => format!("{name}={v}"),
+            None => name,
+        });
+    (
+        select(PATHS),
+        proptest::option::of(proptest::collection::vec(param, 0..4)),
+    )
+        .prop_map(|(path, query)| match query {
+            Some(params) => format!("{path}?{}", params.join("&")),
+            None => path.to_string(),
+        })
+}
+
+fn headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    let header = prop_oneof![
+        4 => (select(HEADERS).prop_map(String::from), value().prop_map(String::into_bytes)),
+        2 => cookie_header().prop_map(|c| ("cookie".to_string(), c.into_bytes())),
+        2 => path_header().prop_map(|p| (":path".to_string(), p.into_bytes())),
+        1 => (Just(":method".to_string()), select(&["GET", "POST"][..]).prop_map(|m| m.as_bytes().to_vec())),
+        1 => ("x-many-[0-9]{1,2}", value().prop_map(String::into_bytes)),
+        1 => ("[a-z:-]{0,12}", proptest::collection::vec(any::<u8>(), 0..40)),
+    ];
+    proptest::collection::vec(header, 0..12)
+}
+
+fn source_ip() -> impl Strategy<Value = Option<IpAddr>> {
+    proptest::option::of(
+        select(
+            &[
+                "10.1.2.3",
+                "192.0.2.7",
+                "198.51.100.1",
+                "2001:db8::1",
+                "::ffff:10.0.0.1",
+            ][..],
+        )
+        .prop_map(|s| s.parse().unwrap()),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+    #[test]
+    fn the_router_decides_as_the_plan_does(
+        plan in plan(),
+        requests in proptest::collection::vec((headers(), source_ip()), 1..8),
+    ) {
+        plan.check().expect("generated plans are valid");
+        let router = Router::new(plan.clone());
+        for (headers, ip) in &requests {
+            let mut request = HeaderList::new(headers);
+            request.source_ip = *ip;
+            prop_assert_eq!(router.decide(&request), plan.decide(&request), "{:?}", headers);
+        }
+    }
+}
+
+#[test]
+fn an_unsorted_list_means_what_binary_search_makes_of_it() {
+    // The compiler sorts `any_of` lists; `Test::holds` binary-searches them, which misses `a`
+    // in this hand-written one. The router must miss it too.
+    let list = ["c", "b", "a"].map(String::from).to_vec();
+    for test in [Test::AnyOf(list.clone()), Test::NoneOf(list)] {
+        let mut plan = Plan::from_json(MINIMAL).unwrap();
+        plan.rules = vec![Rule {
+            name: "r".into(),
+            all: vec![Matcher::Header {
+                name: "x-t".into(),
+                test,
+            }],
+            action: Action::Pin { arm: 1 },
+        }];
+        let router = Router::new(plan.clone());
+        for value in ["a", "b", "c", "d"] {
+            let headers = [("x-t", value)];
+            let request = HeaderList::new(&headers);
+            assert_eq!(router.decide(&request), plan.decide(&request), "{value}");
+        }
+    }
+}
+
+const MINIMAL: &[u8] = br#"{"format":1,"policy":"t","digest":"","routing_header":"x-serin-arm","arms":[{"name":"stable","value":"stable"},{"name":"canary","value":"canary"}],"stable":0,"default":{"pin":{"arm":0}}}"#;
+
+#[test]
+fn names_past_the_slots_are_still_read() {
+    // Twenty distinct names: the last ones have no slot and are asked for by name.
+    let rules: Vec<Rule> = (0..20)
+        .map(|i| Rule {
+            name: format!("r{i}"),
+            all: vec![Matcher::Header {
+                name: format!("x-h{i}"),
+                test: Test::Exact("yes".into()),
+            }],
+            action: Action::Pin { arm: 1 },
+        })
+        .collect();
+    let plan = Plan {
+        rules,
+        ..Plan::from_json(MINIMAL).unwrap()
+    };
+    let router = Router::new(plan.clone());
+    for i in 0..20 {
+        let name = format!("x-h{i}");
+        let headers = [(name.as_str(), "yes")];
+        let decision = router.decide(&HeaderList::new(&headers));
+        assert_eq!(decision.reason, Reason::Rule(i), "{name}");
+        assert_eq!(decision, plan.decide(&HeaderList::new(&headers)));
+    }
+}
