@@ -1,7 +1,7 @@
 //! Serin's proxy-wasm filter: glue only. The root context loads the plan once per worker in
-//! `on_configure` and runs the rollout loop on ticks; each HTTP context asks
-//! [`Plan::decide`] for an arm, sets the routing header and measures the response. All routing
-//! and rollback logic lives in `serin-policy`.
+//! `on_configure` and runs the rollout loop on ticks; each HTTP context asks the plan's
+//! [`serin_policy::Router`] for an arm, sets the routing header and measures the response. All
+//! routing and rollback logic lives in `serin-policy`.
 
 mod metrics;
 mod shared;

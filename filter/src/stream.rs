@@ -67,7 +67,8 @@ impl HttpContext for Stream {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
-        let plan = worker.routing();
+        let router = worker.routing();
+        let plan = router.plan();
         // A client never picks its arm (nor its mirroring): drop what it sent before deciding.
         self.set_http_request_header(&plan.routing_header, None);
         if let Some(shadow) = &plan.shadow {
@@ -78,9 +79,9 @@ impl HttpContext for Stream {
         if worker.needs_source_ip {
             request.source_ip = self.source_ip();
         }
-        let mut decision: Decision = plan.decide(&request);
+        let mut decision: Decision = router.decide(&request);
         if decision.mint_key {
-            self.mint_sticky_key(&plan, &mut decision);
+            self.mint_sticky_key(plan, &mut decision);
         }
         if worker.rolled_back() {
             // After a rollback no new request reaches another arm than stable.

@@ -6,15 +6,16 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use serin_policy::guard::{Params, Phase, Role, Rollout, Window};
-use serin_policy::{ArmId, Lane, Plan, Reduce};
+use serin_policy::{ArmId, Lane, Plan, Reduce, Router};
 
 use crate::metrics::Metrics;
 use crate::shared;
 
 pub struct Worker {
     pub plan: Rc<Plan>,
-    /// The plan as routing applies it now: the ramp step's lanes swapped in.
-    routing: RefCell<Rc<Plan>>,
+    /// The plan as routing applies it now (the ramp step's lanes swapped in), prepared for the
+    /// request path.
+    routing: RefCell<Rc<Router>>,
     pub rollout: Rollout,
     /// This worker's counts since its last tick.
     pub window: RefCell<Window>,
@@ -45,9 +46,10 @@ impl Worker {
         let state_key = format!("serin/{}/state", plan.digest);
         let needs_source_ip = plan.needs_source_ip();
         let reads_bodies = plan.outcomes.iter().any(|o| o.reads_body());
+        let routing = Router::new(plan.clone());
         let plan = Rc::new(plan);
         Worker {
-            routing: RefCell::new(Rc::clone(&plan)),
+            routing: RefCell::new(Rc::new(routing)),
             window: RefCell::new(rollout.window()),
             phase: Cell::new(Phase::Ramping { step: 0 }),
             plan,
@@ -60,7 +62,7 @@ impl Worker {
         }
     }
 
-    pub fn routing(&self) -> Rc<Plan> {
+    pub fn routing(&self) -> Rc<Router> {
         Rc::clone(&self.routing.borrow())
     }
 
@@ -151,7 +153,7 @@ impl Worker {
         if let Some(lanes) = lanes {
             let mut plan = (*self.plan).clone();
             plan.splits[usize::from(ramp.split)].lanes = lanes;
-            *self.routing.borrow_mut() = Rc::new(plan);
+            *self.routing.borrow_mut() = Rc::new(Router::new(plan));
         }
     }
 }
