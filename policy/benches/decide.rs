@@ -1,11 +1,14 @@
 //! `decide()` on the request path: a 10-rule policy whose rules all miss, so every request
-//! walks every rule and then hashes (the worst case), and the bucketing alone.
+//! walks every rule and then hashes (the worst case), and the bucketing alone. Each decision is
+//! measured twice, side by side: `Router::decide` (what the filter runs: names resolved when the
+//! plan loads, one pass over the request) and `Plan::decide` (the reference, asking the request
+//! for each name).
 //! Target (issue: routing engine): <= 100 ns per decision.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use serin_policy::{HeaderList, Plan, murmur3_x86_32};
+use serin_policy::{HeaderList, Plan, Router, murmur3_x86_32};
 
 /// Ten rules over headers, cookies, query, path and method, then a 5% split by user id.
 fn ten_rule_plan() -> Plan {
@@ -45,15 +48,24 @@ fn bench(c: &mut Criterion) {
         ("x-region", "sa-east"),
         ("user-agent", "bench/1.0"),
     ];
+    let router = Router::new(plan.clone());
     c.bench_function("decide/10-rule policy, all rules miss, split", |b| {
-        b.iter(|| plan.decide(black_box(&HeaderList::new(&headers))))
+        b.iter(|| router.decide(black_box(&HeaderList::new(&headers))))
     });
+    c.bench_function(
+        "decide/10-rule policy, all rules miss, split (Plan::decide)",
+        |b| b.iter(|| plan.decide(black_box(&HeaderList::new(&headers)))),
+    );
     c.bench_function("bucketing/murmur3 of a 13-byte key", |b| {
         b.iter(|| murmur3_x86_32(b"", black_box(b"user-8d3f2a91"), 1234))
     });
     let mut split_only = plan.clone();
     split_only.rules.clear();
+    let split_only_router = Router::new(split_only.clone());
     c.bench_function("decide/split only (no rules)", |b| {
+        b.iter(|| split_only_router.decide(black_box(&HeaderList::new(&headers))))
+    });
+    c.bench_function("decide/split only (no rules) (Plan::decide)", |b| {
         b.iter(|| split_only.decide(black_box(&HeaderList::new(&headers))))
     });
     use serin_policy::Request;
@@ -81,6 +93,9 @@ fn bench(c: &mut Criterion) {
     let json = plan.to_json();
     c.bench_function("plan/load 10-rule plan", |b| {
         b.iter(|| Plan::from_json(black_box(json.as_bytes())))
+    });
+    c.bench_function("plan/prepare the router of the 10-rule plan", |b| {
+        b.iter(|| Router::new(black_box(plan.clone())))
     });
 }
 
