@@ -228,6 +228,55 @@ mod tests {
     }
 
     #[test]
+    fn pairs_are_read_as_cookie_value_and_query_value_read_them() {
+        let headers = [
+            "a=1; b=2",
+            " a = 1 ;;b=;c",
+            "x=y=z; =v;a=1 ",
+            "",
+            ";",
+            "a",
+            "a=",
+            "=",
+            "k=v;",
+        ];
+        for header in headers {
+            let mut seen: Vec<(&[u8], &[u8])> = Vec::new();
+            for_each_cookie(header.as_bytes(), |n, v| seen.push((n, v)));
+            for (name, _) in &seen {
+                let name = std::str::from_utf8(name).unwrap();
+                let first = seen.iter().find(|(n, _)| *n == name.as_bytes()).unwrap().1;
+                assert_eq!(
+                    cookie_value(header.as_bytes(), name),
+                    Some(first),
+                    "{header:?} {name:?}"
+                );
+            }
+            let mut params: Vec<(&[u8], &[u8])> = Vec::new();
+            for_each_param(header.as_bytes(), |n, v| params.push((n, v)));
+            let split: Vec<&[u8]> = header.as_bytes().split(|&b| b == b'&').collect();
+            assert_eq!(
+                params.len(),
+                split.len(),
+                "one parameter per `&`-separated part of {header:?}"
+            );
+            for (name, _) in &params {
+                let name = std::str::from_utf8(name).unwrap();
+                let first = params
+                    .iter()
+                    .find(|(n, _)| *n == name.as_bytes())
+                    .unwrap()
+                    .1;
+                assert_eq!(
+                    query_value(header.as_bytes(), name),
+                    Some(first),
+                    "{header:?} {name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn first_repeated_header_wins() {
         let h = [("x-user-id", "a"), ("x-user-id", "b")];
         assert_eq!(HeaderList::new(&h).header("x-user-id"), Some(&b"a"[..]));
