@@ -139,8 +139,8 @@ impl StringTable {
     }
 
     /// Search for a string up to [`WHOLE`] bytes long, whose key is the whole string: integer
-    /// compares only, no library call, so it inlines into the request's pass.
-    #[inline(always)]
+    /// compares only, no library call, so that it can inline into the request's pass.
+    #[inline]
     fn search_by_key(&self, s: &[u8]) -> Option<Slot> {
         let candidates = self.group(s);
         let key = Key::of(s);
