@@ -37,7 +37,14 @@ const _: () = assert!(MAX_SLOTS <= SlotSet::BITS as usize);
 #[derive(Debug, Clone)]
 pub struct Router {
     plan: Plan,
+    /// The plan reads at most one value per request (a split on one header, the common percent
+    /// canary): asking for it by name, with a scan that stops at the header, costs less than a
+    /// pass over every header, so the router decides exactly as [`Plan::decide`] does.
+    by_name: bool,
     headers: StringTable,
+    /// The slots of `headers`: once the pass has filled them all, the rest of the request's
+    /// headers cannot matter.
+    header_slots: SlotSet,
     cookies: StringTable,
     params: StringTable,
     /// Where the `cookie` header is read, when a cookie is found by slot.
@@ -133,6 +140,20 @@ impl ValueTest {
     }
 }
 
+/// How many values a request can be asked for at most: every matcher but a source address,
+/// every source of a key chain, the override's headers.
+fn reads_per_request(plan: &Plan) -> usize {
+    let matchers = plan.rules.iter().flat_map(|r| &r.all);
+    matchers
+        .filter(|m| !matches!(m, Matcher::SourceIp { .. }))
+        .count()
+        + plan.splits.iter().map(|s| s.key.len()).sum::<usize>()
+        + plan
+            .override_
+            .as_ref()
+            .map_or(0, |o| 1 + usize::from(o.token.is_some()))
+}
+
 /// Distinct and in byte order: what the compiler makes of a list, and a table is built from.
 fn is_set(list: &[String]) -> bool {
     list.is_sorted_by(|a, b| a < b)
@@ -181,6 +202,8 @@ impl Router {
         let path_header = (reads_path || !layout.params.is_empty()).then(|| layout.header(":path"));
         let method_header = reads_method.then(|| layout.header(":method"));
         Router {
+            by_name: reads_per_request(&plan) <= 1,
+            header_slots: layout.slots(Kind::Header),
             headers: layout.table(Kind::Header),
             cookies: layout.table(Kind::Cookie),
             params: layout.table(Kind::Param),
@@ -201,6 +224,9 @@ impl Router {
 
     /// Choose the arm for a request: the same decision as [`Plan::decide`].
     pub fn decide(&self, req: &impl Request) -> Decision {
+        if self.by_name {
+            return self.plan.decide(req);
+        }
         // Filled in place: returning the values (a few hundred bytes) from a function copied them.
         let mut values = Values {
             req,
@@ -249,6 +275,9 @@ impl Router {
             for (name, value) in values.req.headers() {
                 if let Some(slot) = self.headers.get(name.as_bytes()) {
                     values.fill(slot, value);
+                    if values.filled & self.header_slots == self.header_slots {
+                        break;
+                    }
                 }
             }
         }
@@ -412,6 +441,12 @@ impl Layout {
             Kind::Cookie => &mut self.cookies,
             Kind::Param => &mut self.params,
         }
+    }
+
+    fn slots(&mut self, kind: Kind) -> SlotSet {
+        self.names(kind)
+            .iter()
+            .fold(0, |set, (_, slot)| set | 1 << slot)
     }
 
     fn table(&mut self, kind: Kind) -> StringTable {

@@ -366,15 +366,18 @@ fn an_unsorted_list_means_what_binary_search_makes_of_it() {
     let list = ["c", "b", "a"].map(String::from).to_vec();
     for test in [Test::AnyOf(list.clone()), Test::NoneOf(list)] {
         let mut plan = Plan::from_json(MINIMAL).unwrap();
-        plan.rules = vec![Rule {
+        let rule = |name: &str, test| Rule {
             name: "r".into(),
             all: vec![Matcher::Header {
-                name: "x-t".into(),
+                name: name.into(),
                 test,
             }],
             action: Action::Pin { arm: 1 },
-        }];
+        };
+        // A second rule, so that the router reads in a pass rather than by name.
+        plan.rules = vec![rule("x-t", test), rule("x-u", Test::Present)];
         let router = Router::new(plan.clone());
+        assert!(!router.by_name);
         for value in ["a", "b", "c", "d"] {
             let headers = [("x-t", value)];
             let request = HeaderList::new(&headers);
@@ -384,6 +387,25 @@ fn an_unsorted_list_means_what_binary_search_makes_of_it() {
 }
 
 const MINIMAL: &[u8] = br#"{"format":1,"policy":"t","digest":"","routing_header":"x-serin-arm","arms":[{"name":"stable","value":"stable"},{"name":"canary","value":"canary"}],"stable":0,"default":{"pin":{"arm":0}}}"#;
+
+#[test]
+fn a_plan_that_reads_one_value_is_read_by_name() {
+    let mut plan = Plan::from_json(MINIMAL).unwrap();
+    assert!(Router::new(plan.clone()).by_name, "reads nothing");
+    plan.rules = vec![Rule {
+        name: "r".into(),
+        all: vec![Matcher::Query {
+            name: "m".into(),
+            test: Test::Present,
+        }],
+        action: Action::Pin { arm: 1 },
+    }];
+    assert!(Router::new(plan.clone()).by_name, "reads one parameter");
+    plan.rules[0].all.push(Matcher::PathPrefix {
+        any_of: vec!["/a".into()],
+    });
+    assert!(!Router::new(plan).by_name, "reads two values");
+}
 
 #[test]
 fn names_past_the_slots_are_still_read() {
@@ -403,6 +425,7 @@ fn names_past_the_slots_are_still_read() {
         ..Plan::from_json(MINIMAL).unwrap()
     };
     let router = Router::new(plan.clone());
+    assert!(!router.by_name);
     for i in 0..20 {
         let name = format!("x-h{i}");
         let headers = [(name.as_str(), "yes")];
