@@ -2,14 +2,35 @@
 //! (`:path`, ...) stay in front of the others, `replace` removes every entry for the key and
 //! appends one, `get` sees the first entry.
 
+use std::fmt;
+use std::ops::Range;
+
 /// An ordered multimap of HTTP fields, as Envoy keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Keys (lower-cased) and values live back to back in one buffer, so that building a map (the
+/// harness does for every request and response) costs a couple of allocations rather than two
+/// per field. Bytes of removed entries stay in the buffer until the map is cleared.
+#[derive(Clone, Default)]
 pub struct HeaderMap {
-    entries: Vec<(String, Vec<u8>)>,
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
 }
 
-fn lower(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).to_ascii_lowercase()
+#[derive(Debug, Clone)]
+struct Entry {
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
+/// A test for stored (lower-case) keys equal to `key` in any case, made once per lookup so
+/// that comparing an entry allocates nothing.
+fn key_matcher(key: &[u8]) -> impl Fn(&[u8]) -> bool {
+    // A key that is not ASCII is stored as lossy text; compare it the same way.
+    let lowered = (!key.is_ascii()).then(|| String::from_utf8_lossy(key).to_ascii_lowercase());
+    move |stored: &[u8]| match &lowered {
+        None => stored.eq_ignore_ascii_case(key),
+        Some(lowered) => stored == lowered.as_bytes(),
+    }
 }
 
 impl HeaderMap {
@@ -20,10 +41,41 @@ impl HeaderMap {
     /// Build from pairs, lower-casing keys and moving pseudo-headers first, as a codec would.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
         let mut map = HeaderMap::new();
+        let size: usize = pairs
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+            .sum();
+        map.bytes.reserve(size);
+        map.entries.reserve(pairs.len());
         for (k, v) in pairs {
             map.add(k.as_ref(), v.as_ref());
         }
         map
+    }
+
+    fn key(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.key.clone()]
+    }
+
+    fn value(&self, e: &Entry) -> &[u8] {
+        &self.bytes[e.value.clone()]
+    }
+
+    fn store(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
+    /// Store `key` lower-cased (as lossy text if it is not UTF-8, so that keys read as `&str`).
+    fn store_key(&mut self, key: &[u8]) -> Range<usize> {
+        let range = if std::str::from_utf8(key).is_ok() {
+            self.store(key)
+        } else {
+            self.store(String::from_utf8_lossy(key).as_bytes())
+        };
+        self.bytes[range.clone()].make_ascii_lowercase();
+        range
     }
 
     /// Number of entries (what Envoy passes as `num_headers`).
@@ -37,16 +89,19 @@ impl HeaderMap {
 
     /// Sum of key and value lengths, Envoy's `byteSize()`.
     pub fn byte_size(&self) -> usize {
-        self.entries.iter().map(|(k, v)| k.len() + v.len()).sum()
+        self.entries
+            .iter()
+            .map(|e| e.key.len() + e.value.len())
+            .sum()
     }
 
     /// The first value for `key` (any case).
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
-        let key = key.to_ascii_lowercase();
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
+        let matches = key_matcher(key.as_ref());
         self.entries
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_slice())
+            .find(|e| matches(self.key(e)))
+            .map(|e| self.value(e))
     }
 
     /// The first value for `key`, as text (lossy).
@@ -57,31 +112,53 @@ impl HeaderMap {
 
     /// Every value for `key`, in order.
     pub fn get_all(&self, key: &str) -> Vec<&[u8]> {
-        let key = key.to_ascii_lowercase();
+        let matches = key_matcher(key.as_bytes());
         self.entries
             .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_slice())
+            .filter(|e| matches(self.key(e)))
+            .map(|e| self.value(e))
             .collect()
     }
 
     /// Append an entry; a pseudo-header goes after the last pseudo-header.
     pub fn add(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let key = lower(key.as_ref());
-        let value = value.as_ref().to_vec();
-        if key.starts_with(':') {
+        let entry = Entry {
+            key: self.store_key(key.as_ref()),
+            value: self.store(value.as_ref()),
+        };
+        if self.key(&entry).starts_with(b":") {
             let at = self
                 .entries
                 .iter()
-                .take_while(|(k, _)| k.starts_with(':'))
+                .take_while(|e| self.key(e).starts_with(b":"))
                 .count();
-            self.entries.insert(at, (key, value));
+            self.entries.insert(at, entry);
         } else {
-            self.entries.push((key, value));
+            self.entries.push(entry);
         }
     }
 
-    /// Remove every entry for `key`, then add one (Envoy's `setCopy`).
+    /// Set `key` to `value` where its first entry stands, dropping any others; add it if it
+    /// is absent.
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        let matches = key_matcher(key);
+        match self.entries.iter().position(|e| matches(self.key(e))) {
+            None => self.add(key, value),
+            Some(first) => {
+                self.entries[first].value = self.store(value.as_ref());
+                let bytes = &self.bytes;
+                let mut at = 0;
+                self.entries.retain(|e| {
+                    at += 1;
+                    at - 1 == first || !matches(&bytes[e.key.clone()])
+                });
+            }
+        }
+    }
+
+    /// Remove every entry for `key`, then add one (Envoy 1.40's `setCopy`, which the probe saw
+    /// move a replaced header to the end).
     pub fn replace(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.remove(key.as_ref());
         self.add(key, value);
@@ -89,33 +166,63 @@ impl HeaderMap {
 
     /// Remove every entry for `key`.
     pub fn remove(&mut self, key: impl AsRef<[u8]>) {
-        let key = lower(key.as_ref());
-        self.entries.retain(|(k, _)| *k != key);
+        let matches = key_matcher(key.as_ref());
+        let bytes = &self.bytes;
+        self.entries.retain(|e| !matches(&bytes[e.key.clone()]));
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.bytes.clear();
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+        self.entries.iter().map(|e| {
+            // Keys are stored as text (see `store_key`).
+            let key = std::str::from_utf8(self.key(e)).unwrap_or_default();
+            (key, self.value(e))
+        })
     }
 
     /// The entries as text pairs (values lossy).
     pub fn to_vec(&self) -> Vec<(String, String)> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v).into_owned()))
             .collect()
     }
 
-    pub fn entries(&self) -> &[(String, Vec<u8>)] {
-        &self.entries
+    /// The entries, keys as text and values as bytes.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect()
     }
 
     /// Serialize as the ABI's header map.
     pub fn serialize(&self) -> Vec<u8> {
-        crate::pairs::serialize(&self.entries)
+        let mut out = Vec::new();
+        self.serialize_into(&mut out);
+        out
+    }
+
+    /// Serialize as the ABI's header map, appending to `out`.
+    pub fn serialize_into(&self, out: &mut Vec<u8>) {
+        let pairs = self.entries.iter().map(|e| (self.key(e), self.value(e)));
+        crate::pairs::serialize_iter(pairs, out);
+    }
+}
+
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HeaderMap {}
+
+impl fmt::Debug for HeaderMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.to_vec()).finish()
     }
 }
 

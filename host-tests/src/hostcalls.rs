@@ -6,6 +6,7 @@ use wasmtime::{Caller, Linker};
 use crate::abi::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 use crate::headers::HeaderMap;
 use crate::pairs;
+use crate::properties;
 use crate::shared::MetricValue;
 use crate::state::{ContextKind, ForeignCall, HostState, HttpCall, LocalResponse};
 
@@ -15,22 +16,32 @@ type WResult<T> = wasmtime::Result<T>;
 // ---------------------------------------------------------------------------------------------
 // Guest memory.
 
-fn memory_len(caller: &Ctx<'_>) -> usize {
-    caller.data().memory.map_or(0, |m| m.data_size(caller))
+/// `len` bytes at `ptr` in `memory`, or `InvalidMemoryAccess`.
+fn slice(memory: &[u8], ptr: i32, len: i32) -> Result<&[u8], Status> {
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len == 0 {
+        return Ok(&[]);
+    }
+    let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
+    memory.get(ptr..end).ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Guest memory beside the host state, so that a host function works on its arguments where
+/// they are instead of copying them out of the guest first.
+fn memory_and_state<'a>(caller: &'a mut Ctx<'_>) -> (&'a [u8], &'a mut HostState) {
+    match caller.data().memory {
+        Some(memory) => {
+            let (bytes, state) = memory.data_and_store_mut(caller);
+            (bytes, state)
+        }
+        None => (&[], caller.data_mut()),
+    }
 }
 
 /// Read `len` bytes at `ptr`, or `InvalidMemoryAccess`.
 pub(crate) fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let mem = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
-    let data = mem.data(caller);
-    let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
-    data.get(ptr..end)
-        .map(<[u8]>::to_vec)
-        .ok_or(Status::InvalidMemoryAccess)
+    let memory = caller.data().memory.map_or(&[][..], |m| m.data(caller));
+    slice(memory, ptr, len).map(<[u8]>::to_vec)
 }
 
 pub(crate) fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Status> {
@@ -39,10 +50,10 @@ pub(crate) fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> Result<(), 
     let end = ptr
         .checked_add(bytes.len())
         .ok_or(Status::InvalidMemoryAccess)?;
-    if end > memory_len(caller) {
-        return Err(Status::InvalidMemoryAccess);
-    }
-    mem.data_mut(caller)[ptr..end].copy_from_slice(bytes);
+    mem.data_mut(caller)
+        .get_mut(ptr..end)
+        .ok_or(Status::InvalidMemoryAccess)?
+        .copy_from_slice(bytes);
     Ok(())
 }
 
@@ -81,13 +92,36 @@ pub(crate) fn copy_out(
     Ok(Status::Ok)
 }
 
+/// [`copy_out`] of bytes the host assembles first (a header's value, a serialized map, part of
+/// a body), from guest memory (the arguments) and the host state, through a buffer the VM's host state keeps for this, so that handing a value to
+/// the guest costs no allocation on the host side. The bytes stay in `scratch` afterwards, for
+/// the trace line.
+fn copy_out_assembled(
+    caller: &mut Ctx<'_>,
+    ptr_ptr: i32,
+    size_ptr: i32,
+    assemble: impl FnOnce(&[u8], &HostState, &mut Vec<u8>) -> Result<(), Status>,
+) -> WResult<Status> {
+    let mut bytes = std::mem::take(&mut caller.data_mut().scratch);
+    bytes.clear();
+    let (memory, state) = memory_and_state(caller);
+    let st = match assemble(memory, state, &mut bytes) {
+        Ok(()) => copy_out(caller, &bytes, ptr_ptr, size_ptr),
+        Err(st) => Ok(st),
+    };
+    caller.data_mut().scratch = bytes;
+    st
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tracing and the start-up restriction.
 
 fn show(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
     if s.len() > 120 {
-        format!("{:?}…({} bytes)", &s[..120], bytes.len())
+        // Cut at a character boundary: lossy text of binary values has multi-byte characters.
+        let head: String = s.chars().take(120).collect();
+        format!("{head:?}…({} bytes)", bytes.len())
     } else {
         format!("{s:?}")
     }
@@ -136,98 +170,42 @@ fn finish(r: WResult<Result<Status, Status>>) -> WResult<Status> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Properties (a subset of Envoy's attributes, plus whatever the test sets).
-
-fn property(state: &HostState, path: &[u8]) -> Result<Vec<u8>, Status> {
-    if let Some(v) = state.config.properties.get(path) {
-        return Ok(v.clone());
-    }
-    let segments: Vec<&[u8]> = path.split(|&b| b == 0).collect();
-    match segments.as_slice() {
-        [b"plugin_name"] => return Ok(state.config.plugin_name.clone().into_bytes()),
-        [b"plugin_root_id"] => return Ok(state.config.root_id.clone().into_bytes()),
-        [b"plugin_vm_id"] => return Ok(state.config.vm_id.clone().into_bytes()),
-        _ => {}
-    }
-    let Some(s) = state.stream() else {
-        return Err(Status::NotFound);
-    };
-    if let Some(v) = s.properties.get(path) {
-        return Ok(v.clone());
-    }
-    let request = (s.live.request_headers || s.access_log).then_some(&s.request_headers);
-    let response = s
-        .response_headers
-        .as_ref()
-        .filter(|_| s.live.response_headers || s.access_log);
-    let header =
-        |m: Option<&HeaderMap>, name: &str| m.and_then(|m| m.get(name)).map(<[u8]>::to_vec);
-    let found = match segments.as_slice() {
-        [b"request", b"path"] => header(request, ":path"),
-        [b"request", b"url_path"] => header(request, ":path")
-            .map(|p| p.split(|&b| b == b'?').next().unwrap_or_default().to_vec()),
-        [b"request", b"host"] => header(request, ":authority"),
-        [b"request", b"scheme"] => header(request, ":scheme"),
-        [b"request", b"method"] => header(request, ":method"),
-        [b"request", b"referer"] => header(request, "referer"),
-        [b"request", b"useragent"] => header(request, "user-agent"),
-        [b"request", b"id"] => header(request, "x-request-id"),
-        [b"request", b"headers"] => request.map(HeaderMap::serialize),
-        [b"request", b"headers", name] => header(request, &String::from_utf8_lossy(name)),
-        [b"response", b"code"] => header(response, ":status")
-            .and_then(|c| String::from_utf8_lossy(&c).parse::<i64>().ok())
-            .map(|c| c.to_le_bytes().to_vec()),
-        [b"response", b"headers"] => response.map(HeaderMap::serialize),
-        [b"response", b"headers", name] => header(response, &String::from_utf8_lossy(name)),
-        [top, ..] => {
-            // Envoy looks other names up in the filter state, as `wasm.<name>`.
-            if segments.len() == 1 {
-                s.filter_state.get(*top).cloned()
-            } else {
-                None
-            }
-        }
-        [] => None,
-    };
-    found.ok_or(Status::NotFound)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Buffers.
 
-enum Buf {
-    /// An Envoy buffer the module may change (a body chunk while its callback runs).
-    Body(bool),
-    /// Read-only bytes.
-    Fixed(Vec<u8>),
-}
-
-fn buffer(state: &mut HostState, ty: BufferType) -> Option<Buf> {
-    let live = state.stream().map(|s| s.live).unwrap_or_default();
-    Some(match ty {
-        BufferType::CallData => Buf::Fixed(state.call_data.clone()),
-        BufferType::VmConfiguration => Buf::Fixed(state.config.vm_config.clone()),
-        BufferType::PluginConfiguration => Buf::Fixed(state.plugin_config.clone()?),
-        BufferType::HttpRequestBody if live.request_body => Buf::Body(true),
-        BufferType::HttpResponseBody if live.response_body => Buf::Body(false),
+/// Envoy's buffer `ty` as the current callback sees it, to read; `None` when Envoy has none.
+fn buffer(state: &HostState, ty: BufferType) -> Option<&[u8]> {
+    let stream = state.stream();
+    let live = stream.map(|s| s.live).unwrap_or_default();
+    Some(match (ty, stream) {
+        (BufferType::CallData, _) => &state.call_data,
+        (BufferType::VmConfiguration, _) => &state.config.vm_config,
+        (BufferType::PluginConfiguration, _) => state.plugin_config.as_deref()?,
+        (BufferType::HttpRequestBody, Some(s)) if live.request_body => &s.request_body,
+        (BufferType::HttpResponseBody, Some(s)) if live.response_body => &s.response_body,
         // Envoy hands out an empty buffer here, which reads as empty and refuses writes.
-        BufferType::HttpRequestBody
-        | BufferType::HttpResponseBody
-        | BufferType::DownstreamData
-        | BufferType::UpstreamData
-        | BufferType::GrpcReceiveBuffer => Buf::Fixed(Vec::new()),
-        BufferType::HttpCallResponseBody => {
-            Buf::Fixed(state.http_call_response.as_ref()?.body.clone())
-        }
+        (
+            BufferType::HttpRequestBody
+            | BufferType::HttpResponseBody
+            | BufferType::DownstreamData
+            | BufferType::UpstreamData
+            | BufferType::GrpcReceiveBuffer,
+            _,
+        ) => &[],
+        (BufferType::HttpCallResponseBody, _) => &state.http_call_response.as_ref()?.body,
     })
 }
 
-fn body(state: &mut HostState, request: bool) -> &mut Vec<u8> {
-    let s = state.stream_mut().expect("a live body belongs to a stream");
-    if request {
-        &mut s.request_body
-    } else {
-        &mut s.response_body
+/// The buffer `ty`, to change: only a body while its callback runs. `NotFound` where Envoy has
+/// no buffer, `BadArgument` where it has a read-only one.
+fn buffer_mut(state: &mut HostState, ty: BufferType) -> Result<&mut Vec<u8>, Status> {
+    if buffer(state, ty).is_none() {
+        return Err(Status::NotFound);
+    }
+    let s = state.stream_mut().ok_or(Status::BadArgument)?;
+    match ty {
+        BufferType::HttpRequestBody if s.live.request_body => Ok(&mut s.request_body),
+        BufferType::HttpResponseBody if s.live.response_body => Ok(&mut s.response_body),
+        _ => Err(Status::BadArgument),
     }
 }
 
@@ -317,24 +295,20 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
             let Some(ty) = BufferType::from_code(ty) else {
                 return ret(&c, "proxy_get_buffer_bytes", args, Status::BadArgument);
             };
-            let Some(buf) = buffer(c.data_mut(), ty) else {
-                return ret(&c, "proxy_get_buffer_bytes", args, Status::NotFound);
-            };
-            let bytes = match buf {
-                Buf::Fixed(b) => b,
-                Buf::Body(request) => body(c.data_mut(), request).clone(),
-            };
             let (start, max) = (start as u32 as usize, max as u32 as usize);
-            let slice = if start >= bytes.len() {
-                &[][..]
-            } else {
-                &bytes[start..bytes.len().min(start.saturating_add(max))]
-            };
-            let st = copy_out(&mut c, slice, pp, sp)?;
+            let st = copy_out_assembled(&mut c, pp, sp, |_, d, out| {
+                let bytes = buffer(d, ty).ok_or(Status::NotFound)?;
+                if start < bytes.len() {
+                    out.extend_from_slice(
+                        &bytes[start..bytes.len().min(start.saturating_add(max))],
+                    );
+                }
+                Ok(())
+            })?;
             ret(
                 &c,
                 "proxy_get_buffer_bytes",
-                || format!("{ty:?}, {start}, {max} -> {}", show(slice)),
+                || format!("{ty:?}, {start}, {max} -> {}", show(&c.data().scratch)),
                 st,
             )
         },
@@ -353,17 +327,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::BadArgument,
                 );
             };
-            let Some(buf) = buffer(c.data_mut(), ty) else {
+            let Some(len) = buffer(c.data(), ty).map(<[u8]>::len) else {
                 return ret(
                     &c,
                     "proxy_get_buffer_status",
                     || format!("{ty:?}"),
                     Status::NotFound,
                 );
-            };
-            let len = match buf {
-                Buf::Fixed(b) => b.len(),
-                Buf::Body(request) => body(c.data_mut(), request).len(),
             };
             let st = write_u32(&mut c, lp, len as u32)
                 .and_then(|_| write_u32(&mut c, fp, 0))
@@ -387,32 +357,31 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
             let Some(ty) = BufferType::from_code(ty) else {
                 return ret(&c, "proxy_set_buffer_bytes", args, Status::BadArgument);
             };
-            let Some(buf) = buffer(c.data_mut(), ty) else {
+            // Envoy looks for the buffer before it reads the data.
+            if buffer(c.data(), ty).is_none() {
                 return ret(&c, "proxy_set_buffer_bytes", args, Status::NotFound);
-            };
+            }
             let data = match read(&c, dp, ds) {
                 Ok(d) => d,
                 Err(s) => return ret(&c, "proxy_set_buffer_bytes", args, s),
             };
-            let st = match buf {
-                Buf::Fixed(_) => Status::BadArgument,
-                Buf::Body(request) => {
-                    let b = body(c.data_mut(), request);
-                    let (start, size) = (start as u32 as usize, size as u32 as usize);
-                    // Envoy's Buffer::copyFrom: prepend, replace all, or append; nothing else.
-                    if start == 0 && size == 0 {
-                        b.splice(0..0, data.iter().copied());
-                        Status::Ok
-                    } else if start == 0 && size >= b.len() {
-                        *b = data.clone();
-                        Status::Ok
-                    } else if start != 0 && start >= b.len() {
-                        b.extend_from_slice(&data);
-                        Status::Ok
-                    } else {
-                        Status::BadArgument
-                    }
+            let (start, size) = (start as u32 as usize, size as u32 as usize);
+            let st = match buffer_mut(c.data_mut(), ty) {
+                Err(st) => st,
+                // Envoy's Buffer::copyFrom: prepend, replace all, or append; nothing else.
+                Ok(b) if start == 0 && size == 0 => {
+                    b.splice(0..0, data.iter().copied());
+                    Status::Ok
                 }
+                Ok(b) if start == 0 && size >= b.len() => {
+                    b.clone_from(&data);
+                    Status::Ok
+                }
+                Ok(b) if start != 0 && start >= b.len() => {
+                    b.extend_from_slice(&data);
+                    Status::Ok
+                }
+                Ok(_) => Status::BadArgument,
             };
             ret(
                 &c,
@@ -436,18 +405,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::BadArgument,
                 );
             };
-            // A missing map reads as an empty one.
-            let bytes = c
-                .data()
-                .const_map(ty)
-                .filter(|m| !m.is_empty())
-                .map(HeaderMap::serialize);
-            let bytes = bytes.unwrap_or_default();
-            let st = copy_out(&mut c, &bytes, pp, sp)?;
+            let st = copy_out_assembled(&mut c, pp, sp, |_, d, out| {
+                // A missing map reads as an empty one, and an empty one as nothing at all.
+                if let Some(map) = d.const_map(ty).filter(|m| !m.is_empty()) {
+                    map.serialize_into(out);
+                }
+                Ok(())
+            })?;
             ret(
                 &c,
                 "proxy_get_header_map_pairs",
-                || format!("{ty:?} -> {} bytes", bytes.len()),
+                || format!("{ty:?} -> {} bytes", c.data().scratch.len()),
                 st,
             )
         },
@@ -503,30 +471,28 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::BadArgument,
                 );
             };
-            let key = match read(&c, kp, ks) {
-                Ok(k) => k,
-                Err(st) => return ret(&c, "proxy_get_header_map_value", || format!("{ty:?}"), st),
-            };
-            let key_s = String::from_utf8_lossy(&key).into_owned();
-            let args = || format!("{ty:?}, {key_s:?}");
-            let d = c.data();
-            let value = match d.const_map(ty) {
-                None if d.stream().is_some_and(|s| s.access_log) => Err(Status::NotFound),
-                None => Err(Status::BadArgument),
-                Some(map) => map.get(&key_s).map(<[u8]>::to_vec).ok_or(Status::NotFound),
-            };
-            match value {
-                Err(st) => ret(&c, "proxy_get_header_map_value", args, st),
-                Ok(v) => {
-                    let st = copy_out(&mut c, &v, vpp, vsp)?;
-                    ret(
-                        &c,
-                        "proxy_get_header_map_value",
-                        || format!("{} -> {}", args(), show(&v)),
-                        st,
-                    )
-                }
-            }
+            let st = copy_out_assembled(&mut c, vpp, vsp, |memory, d, out| {
+                let key = slice(memory, kp, ks)?;
+                let value = match d.const_map(ty) {
+                    // In the access log a map the stream never had (no response yet) has no
+                    // such header.
+                    None if d.stream().is_some_and(|s| s.access_log) => Err(Status::NotFound),
+                    None => Err(Status::BadArgument),
+                    Some(map) => map.get(key).ok_or(Status::NotFound),
+                };
+                out.extend_from_slice(value?);
+                Ok(())
+            })?;
+            ret(
+                &c,
+                "proxy_get_header_map_value",
+                || {
+                    let key = read(&c, kp, ks).unwrap_or_default();
+                    let value = &c.data().scratch;
+                    format!("{ty:?}, {} -> {}", show(&key), show(value))
+                },
+                st,
+            )
         },
     )?;
 
@@ -542,25 +508,29 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 let Some(ty) = MapType::from_code(ty) else {
                     return ret(&c, name, || format!("{ty}"), Status::BadArgument);
                 };
-                let (key, value) = match (read(&c, kp, ks), read(&c, vp, vs)) {
-                    (Ok(k), Ok(v)) => (k, v),
-                    _ => return ret(&c, name, || format!("{ty:?}"), Status::InvalidMemoryAccess),
-                };
-                let st = match c.data_mut().map_mut(ty) {
-                    None => Status::BadArgument,
-                    Some(map) if add => {
-                        map.add(&key, &value);
-                        Status::Ok
-                    }
-                    Some(map) => {
-                        map.replace(&key, &value);
-                        Status::Ok
-                    }
+                let (memory, d) = memory_and_state(&mut c);
+                let st = match (slice(memory, kp, ks), slice(memory, vp, vs)) {
+                    (Ok(key), Ok(value)) => match d.map_mut(ty) {
+                        None => Status::BadArgument,
+                        Some(map) if add => {
+                            map.add(key, value);
+                            Status::Ok
+                        }
+                        Some(map) => {
+                            map.replace(key, value);
+                            Status::Ok
+                        }
+                    },
+                    _ => Status::InvalidMemoryAccess,
                 };
                 ret(
                     &c,
                     name,
-                    || format!("{ty:?}, {}, {}", show(&key), show(&value)),
+                    || {
+                        let (key, value) = (read(&c, kp, ks), read(&c, vp, vs));
+                        let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+                        format!("{ty:?}, {}, {}", show(&key), show(&value))
+                    },
                     st,
                 )
             },
@@ -580,29 +550,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::BadArgument,
                 );
             };
-            let key = match read(&c, kp, ks) {
-                Ok(k) => k,
-                Err(st) => {
-                    return ret(
-                        &c,
-                        "proxy_remove_header_map_value",
-                        || format!("{ty:?}"),
-                        st,
-                    );
-                }
-            };
-            // Removing a key that is not there is fine.
-            let st = match c.data_mut().map_mut(ty) {
-                None => Status::BadArgument,
-                Some(map) => {
-                    map.remove(&key);
-                    Status::Ok
-                }
+            let (memory, d) = memory_and_state(&mut c);
+            let st = match slice(memory, kp, ks) {
+                Err(st) => st,
+                Ok(key) => match d.map_mut(ty) {
+                    None => Status::BadArgument,
+                    // Removing a key that is not there is fine.
+                    Some(map) => {
+                        map.remove(key);
+                        Status::Ok
+                    }
+                },
             };
             ret(
                 &c,
                 "proxy_remove_header_map_value",
-                || format!("{ty:?}, {}", show(&key)),
+                || format!("{ty:?}, {}", show(&read(&c, kp, ks).unwrap_or_default())),
                 st,
             )
         },
@@ -636,23 +599,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
         "proxy_get_property",
         |mut c: Ctx<'_>, pp: i32, ps: i32, vpp: i32, vsp: i32| {
             allowed(&c, "proxy_get_property")?;
-            let path = match read(&c, pp, ps) {
-                Ok(p) => p,
-                Err(st) => return ret(&c, "proxy_get_property", String::new, st),
-            };
-            let shown = || show(&path).replace("\\0", ".").replace("\\u{0}", ".");
-            match property(c.data(), &path) {
-                Err(st) => ret(&c, "proxy_get_property", shown, st),
-                Ok(v) => {
-                    let st = copy_out(&mut c, &v, vpp, vsp)?;
-                    ret(
-                        &c,
-                        "proxy_get_property",
-                        || format!("{} -> {}", shown(), show(&v)),
-                        st,
-                    )
-                }
-            }
+            let st = copy_out_assembled(&mut c, vpp, vsp, |memory, d, out| {
+                properties::property(d, slice(memory, pp, ps)?, out)
+            })?;
+            ret(
+                &c,
+                "proxy_get_property",
+                || {
+                    let path = show(&read(&c, pp, ps).unwrap_or_default());
+                    let path = path.replace("\\0", ".").replace("\\u{0}", ".");
+                    format!("{path} -> {}", show(&c.data().scratch))
+                },
+                st,
+            )
         },
     )?;
 
@@ -924,9 +883,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 grpc_status: (0..=16).contains(&grpc).then_some(grpc as u32),
             };
             let shown = format!("{code}, {:?}", response.details);
-            // Outside a stream there is nobody to answer; Envoy still says Ok.
+            // Outside a stream there is nobody to answer; Envoy still says Ok. A second reply
+            // is Ok too: Envoy keeps sending the first, but the stream's details are the last
+            // ones given (as the probe saw in Envoy 1.40).
             if let Some(s) = c.data_mut().stream_mut() {
-                s.local_response = Some(response);
+                s.response_code_details = Some(response.details.clone());
+                s.local_response.get_or_insert(response);
             }
             ret(&c, "proxy_send_local_response", || shown, Status::Ok)
         },
@@ -1203,8 +1165,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
             let slot = &mut d.next_metric_id[ty as usize];
             *slot += 4;
             let id = *slot;
-            d.metric_ids.insert(id, (ty, name.clone()));
-            d.shared().metric_mut(ty, &name);
+            let stat = d.shared().define_metric(ty, &name);
+            d.metric_ids.insert(id, (ty, stat));
             let st = write_u32(&mut c, idp, id).err().unwrap_or(Status::Ok);
             ret(
                 &c,
@@ -1280,10 +1242,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 let d = c.data();
                 match (id & 3, d.metric_ids.get(&id)) {
                     (0 | 1, None) => Err(Status::NotFound),
-                    (0 | 1, Some((ty, name))) => {
-                        let mut shared = d.shared();
-                        Ok(shared.metric_mut(*ty, name).value().unwrap_or(0))
-                    }
+                    (0 | 1, Some(&(_, stat))) => Ok(d.shared().stat_mut(stat).value().unwrap_or(0)),
                     _ => Err(Status::BadArgument),
                 }
             };
@@ -1351,11 +1310,7 @@ fn metric_update(
 ) -> Status {
     match d.metric_ids.get(&id) {
         None => Status::NotFound,
-        Some((ty, name)) => {
-            let (ty, name) = (*ty, name.clone());
-            let mut shared = d.shared();
-            f(ty, shared.metric_mut(ty, &name))
-        }
+        Some(&(ty, stat)) => f(ty, d.shared().stat_mut(stat)),
     }
 }
 

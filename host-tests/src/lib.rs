@@ -27,6 +27,7 @@ pub mod abi;
 pub mod headers;
 mod hostcalls;
 pub mod pairs;
+mod properties;
 mod shared;
 mod state;
 mod wasi;
@@ -36,7 +37,7 @@ mod conformance;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,7 +49,7 @@ pub use headers::HeaderMap;
 pub use shared::MetricValue;
 pub use state::{ForeignCall, HttpCall, LocalResponse, LogEntry};
 
-use shared::Shared;
+use shared::{Clock, Shared};
 use state::{ContextKind, HostState, HttpCallResponse, StreamState};
 
 /// How the host presents itself to the module.
@@ -147,7 +148,10 @@ pub struct Host {
     compiled: Arc<Compiled>,
     config: Arc<HostConfig>,
     shared: Arc<Mutex<Shared>>,
+    clock: Arc<Clock>,
     next_worker: Arc<AtomicU32>,
+    /// Envoy's connection ids are process-wide.
+    next_connection: Arc<AtomicU64>,
 }
 
 fn wt(e: wasmtime::Error) -> anyhow::Error {
@@ -200,9 +204,11 @@ impl Host {
                 module,
                 linker,
             }),
-            shared: Arc::new(Mutex::new(Shared::new(config.start_time))),
+            shared: Arc::new(Mutex::new(Shared::new())),
+            clock: Arc::new(Clock::new(config.start_time)),
             config: Arc::new(config),
             next_worker: Arc::new(AtomicU32::new(0)),
+            next_connection: Arc::new(AtomicU64::new(0)),
         };
         host.check_abi()?;
         Ok(host)
@@ -216,9 +222,11 @@ impl Host {
     pub fn fresh_with_config(&self, config: HostConfig) -> Host {
         Host {
             compiled: self.compiled.clone(),
-            shared: Arc::new(Mutex::new(Shared::new(config.start_time))),
+            shared: Arc::new(Mutex::new(Shared::new())),
+            clock: Arc::new(Clock::new(config.start_time)),
             config: Arc::new(config),
             next_worker: Arc::new(AtomicU32::new(0)),
+            next_connection: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -268,21 +276,17 @@ impl Host {
 
     /// Move the virtual clock forward. Ticks fall due; deliver them with [`Worker::run_due_ticks`].
     pub fn advance_clock(&self, by: Duration) {
-        self.shared().clock.advance(by);
+        self.clock.advance(by);
     }
 
     /// The virtual wall-clock time.
     pub fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(self.shared().clock.wall_ns)
+        UNIX_EPOCH + Duration::from_nanos(self.clock.now().0)
     }
 
     /// Custom metrics by name, as the stats store holds them (summed over workers).
     pub fn metrics(&self) -> BTreeMap<String, MetricValue> {
-        self.shared()
-            .metrics
-            .iter()
-            .map(|((_, name), v)| (name.clone(), v.clone()))
-            .collect()
+        self.shared().metrics_by_name()
     }
 
     pub fn metric(&self, name: &str) -> Option<MetricValue> {
@@ -316,26 +320,29 @@ impl Host {
     }
 }
 
-type HttpCallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
+/// An export the host calls. Cloning a `TypedFunc` clones its registered type (a lock and a
+/// hash in the engine's type registry), which cost more than the call itself; an `Arc` is shared
+/// for the price of a reference count.
+type Callback<Params, Results> = Option<Arc<TypedFunc<Params, Results>>>;
 
 /// The module's exported callbacks, as far as it has them.
 struct Callbacks {
-    on_context_create: Option<TypedFunc<(i32, i32), ()>>,
-    on_vm_start: Option<TypedFunc<(i32, i32), i32>>,
-    on_configure: Option<TypedFunc<(i32, i32), i32>>,
-    on_tick: Option<TypedFunc<i32, ()>>,
-    on_queue_ready: Option<TypedFunc<(i32, i32), ()>>,
-    on_done: Option<TypedFunc<i32, i32>>,
-    on_log: Option<TypedFunc<i32, ()>>,
-    on_delete: Option<TypedFunc<i32, ()>>,
-    on_request_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
-    on_request_body: Option<TypedFunc<(i32, i32, i32), i32>>,
-    on_request_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    on_response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
-    on_response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
-    on_response_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    on_http_call_response: Option<HttpCallResponseFn>,
-    on_foreign_function: Option<TypedFunc<(i32, i32, i32), ()>>,
+    on_context_create: Callback<(i32, i32), ()>,
+    on_vm_start: Callback<(i32, i32), i32>,
+    on_configure: Callback<(i32, i32), i32>,
+    on_tick: Callback<i32, ()>,
+    on_queue_ready: Callback<(i32, i32), ()>,
+    on_done: Callback<i32, i32>,
+    on_log: Callback<i32, ()>,
+    on_delete: Callback<i32, ()>,
+    on_request_headers: Callback<(i32, i32, i32), i32>,
+    on_request_body: Callback<(i32, i32, i32), i32>,
+    on_request_trailers: Callback<(i32, i32), i32>,
+    on_response_headers: Callback<(i32, i32, i32), i32>,
+    on_response_body: Callback<(i32, i32, i32), i32>,
+    on_response_trailers: Callback<(i32, i32), i32>,
+    on_http_call_response: Callback<(i32, i32, i32, i32, i32), ()>,
+    on_foreign_function: Callback<(i32, i32, i32), ()>,
 }
 
 /// One worker thread's VM.
@@ -353,7 +360,12 @@ pub struct Worker {
 impl Worker {
     fn start(host: Host) -> Result<Worker> {
         let id = host.next_worker.fetch_add(1, Ordering::Relaxed);
-        let state = HostState::new(id, host.config.clone(), host.shared.clone());
+        let state = HostState::new(
+            id,
+            host.config.clone(),
+            host.shared.clone(),
+            host.clock.clone(),
+        );
         let mut store = Store::new(&host.compiled.engine, state);
         let instance = host
             .compiled
@@ -369,15 +381,15 @@ impl Worker {
             .or_else(|_| instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate"))
             .map_err(|_| anyhow!("Wasm module is missing malloc function (neither `malloc` nor `proxy_on_memory_allocate`)"))?;
         store.data_mut().memory = Some(memory);
-        store.data_mut().alloc = Some(alloc);
+        store.data_mut().alloc = Some(Arc::new(alloc));
 
         macro_rules! get {
             ($name:literal) => {
                 match instance.get_func(&mut store, $name) {
                     None => None,
-                    Some(f) => Some(f.typed(&store).map_err(wt).with_context(|| {
-                        format!("the module's `{}` has the wrong signature", $name)
-                    })?),
+                    Some(f) => Some(Arc::new(f.typed(&store).map_err(wt).with_context(
+                        || format!("the module's `{}` has the wrong signature", $name),
+                    )?)),
                 }
             };
         }
@@ -399,10 +411,10 @@ impl Worker {
             on_http_call_response: get!("proxy_on_http_call_response"),
             on_foreign_function: get!("proxy_on_foreign_function"),
         };
-        let initialize: Option<TypedFunc<(), ()>> = get!("_initialize");
-        let main: Option<TypedFunc<(i32, i32), i32>> = get!("main");
-        let main_void: Option<TypedFunc<(), i32>> = get!("__main_void");
-        let start: Option<TypedFunc<(), ()>> = get!("_start");
+        let initialize: Callback<(), ()> = get!("_initialize");
+        let main: Callback<(i32, i32), i32> = get!("main");
+        let main_void: Callback<(), i32> = get!("__main_void");
+        let start: Callback<(), ()> = get!("_start");
 
         let mut w = Worker {
             host,
@@ -553,17 +565,26 @@ impl Worker {
         Ok(ok)
     }
 
-    /// A new HTTP stream. Its context is created in the VM when its headers are sent.
+    /// A new HTTP stream: a `GET /` of `example.com`, to change with the [`Stream`] builder.
+    /// Its context is created in the VM when its headers are sent.
     pub fn request(&mut self) -> Stream<'_> {
+        self.request_with_headers(&[
+            (":authority", "example.com"),
+            (":path", "/"),
+            (":method", "GET"),
+            (":scheme", "http"),
+        ])
+    }
+
+    /// A new HTTP stream whose request headers are exactly `headers`, in this order: what
+    /// Envoy's codec and connection manager hand the filter (keys lower-cased, pseudo-headers
+    /// first, and what the connection manager adds, like `x-forwarded-proto`, last).
+    pub fn request_with_headers(&mut self, headers: &[(&str, &str)]) -> Stream<'_> {
         let id = self.new_context(ContextKind::Http);
         let s = StreamState {
-            request_headers: HeaderMap::from_pairs(&[
-                (":authority", "example.com"),
-                (":path", "/"),
-                (":method", "GET"),
-                (":scheme", "http"),
-            ]),
+            request_headers: HeaderMap::from_pairs(headers),
             end_of_stream: true,
+            connection_id: self.host.next_connection.fetch_add(1, Ordering::Relaxed),
             ..StreamState::default()
         };
         self.store.data_mut().streams.insert(id, s);
@@ -627,7 +648,7 @@ impl Worker {
     pub fn run_due_ticks(&mut self) -> Result<usize> {
         let mut n = 0;
         loop {
-            let (wall, mono) = self.host.shared().clock.clone_pair();
+            let (wall, mono) = self.host.clock.now();
             let d = self.store.data_mut();
             let (Some(due), true) = (d.next_tick_ns, d.tick_period_ms > 0) else {
                 break;
@@ -761,12 +782,6 @@ impl Worker {
     }
 }
 
-impl shared::Clock {
-    fn clone_pair(&self) -> (u64, u64) {
-        (self.wall_ns, self.mono_ns)
-    }
-}
-
 /// One HTTP request/response pair through the filter.
 pub struct Stream<'w> {
     worker: &'w mut Worker,
@@ -798,9 +813,10 @@ impl Stream<'_> {
         self
     }
 
-    /// Set a request header, replacing any with the same name.
+    /// Set a request header, replacing any with the same name where the first one stood (as
+    /// a client writing it would; the ABI's replace moves it to the end instead).
     pub fn set_header(mut self, key: &str, value: impl AsRef<[u8]>) -> Self {
-        self.state_mut().request_headers.replace(key, value);
+        self.state_mut().request_headers.set(key, value);
         self
     }
 
@@ -824,16 +840,30 @@ impl Stream<'_> {
 
     /// The downstream peer, `ip:port` (`[v6]:port` for IPv6): the `source.address` and
     /// `source.port` properties.
-    pub fn source_address(mut self, address: &str) -> Self {
+    pub fn source_address(self, address: &str) -> Self {
+        self.address("source", address)
+    }
+
+    /// The local end of the downstream connection, `ip:port`: the `destination.address` and
+    /// `destination.port` properties.
+    pub fn destination_address(self, address: &str) -> Self {
+        self.address("destination", address)
+    }
+
+    fn address(mut self, end: &str, address: &str) -> Self {
         let port = address
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse::<i64>().ok());
         let s = self.state_mut();
-        s.properties
-            .insert(b"source\0address".to_vec(), address.as_bytes().to_vec());
+        s.properties.insert(
+            format!("{end}\0address").into_bytes(),
+            address.as_bytes().to_vec(),
+        );
         if let Some(port) = port {
-            s.properties
-                .insert(b"source\0port".to_vec(), port.to_le_bytes().to_vec());
+            s.properties.insert(
+                format!("{end}\0port").into_bytes(),
+                port.to_le_bytes().to_vec(),
+            );
         }
         self
     }
@@ -868,7 +898,47 @@ impl Stream<'_> {
         let raw = self.worker.call(what, id, |s| f(s, id as i32))?;
         let action = Action::from_raw(raw);
         let replied = !had_reply && self.state().local_response.is_some();
+        if replied && self.state().response_headers.is_none() {
+            // Envoy sends the reply once the callback has returned, and it passes back
+            // through the filter like any response.
+            let reply = self.local_response().expect("the filter just replied");
+            self.reply_through_filter(reply.status, &reply.headers, &reply.body)?;
+        }
         Ok((action, action == Action::Continue && !replied))
+    }
+
+    /// Envoy answers the request itself (a `direct_response` route, an upstream it could not
+    /// reach, ...): the reply passes through the filter's response callbacks with the headers
+    /// Envoy gives a local reply, and `response.code_details` is `details`.
+    pub fn local_reply(&mut self, status: u32, body: &[u8], details: &str) -> Result<()> {
+        self.ensure_created()?;
+        self.state_mut().response_code_details = Some(details.to_owned());
+        self.reply_through_filter(status, &[], body)
+    }
+
+    /// A local reply's response as Envoy 1.40 encodes it: `:status`, the headers the filter
+    /// added, then `content-length` and `content-type: text/plain` when there is a body; the
+    /// body in one chunk that ends the stream.
+    fn reply_through_filter(
+        &mut self,
+        status: u32,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<()> {
+        let (status, length) = (status.to_string(), body.len().to_string());
+        let mut pairs = vec![(":status", status.as_str())];
+        pairs.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if !body.is_empty() {
+            pairs.extend([
+                ("content-length", length.as_str()),
+                ("content-type", "text/plain"),
+            ]);
+        }
+        self.deliver_response_headers(&pairs, body.is_empty())?;
+        if !body.is_empty() {
+            self.deliver_response_body(body, true)?;
+        }
+        Ok(())
     }
 
     fn ensure_created(&mut self) -> Result<()> {
@@ -932,6 +1002,9 @@ impl Stream<'_> {
             s.response_headers = Some(map);
             s.live.response_headers = true;
             s.end_of_stream = end_of_stream;
+            // Unless Envoy or the filter answered, the response is the upstream's.
+            s.response_code_details
+                .get_or_insert_with(|| "via_upstream".to_owned());
         }
         let Some(f) = self.worker.callbacks.on_response_headers.clone() else {
             self.state_mut().live.response_headers = false;

@@ -15,19 +15,37 @@ pub fn pairs_size<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> usize {
 
 /// Serialize `pairs`.
 pub fn serialize<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pairs_size(pairs));
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_ref());
-        out.push(0);
-        out.extend_from_slice(v.as_ref());
-        out.push(0);
-    }
+    let mut out = Vec::new();
+    serialize_into(pairs, &mut out);
     out
+}
+
+/// Serialize `pairs`, appending to `out`.
+pub fn serialize_into<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)], out: &mut Vec<u8>) {
+    serialize_iter(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())), out);
+}
+
+/// Serialize the pairs an iterator gives (it is walked twice: sizes, then bytes), appending
+/// to `out`.
+pub fn serialize_iter<'a>(
+    pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    out: &mut Vec<u8>,
+) {
+    let (count, bytes) = pairs.clone().fold((0usize, 0usize), |(n, b), (k, v)| {
+        (n + 1, b + k.len() + v.len())
+    });
+    out.reserve(4 + count * 10 + bytes);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for (k, v) in pairs.clone() {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
 }
 
 /// Parse serialized pairs the way Envoy does: anything malformed (short, over the limits,

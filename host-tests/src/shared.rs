@@ -2,34 +2,47 @@
 //! queues and the stats store. One `Shared` belongs to one [`crate::Host`]; nothing is global.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::abi::{MetricType, Status};
 
 /// The virtual clock. Real time never leaks in: a test moves it with `advance_clock`.
-#[derive(Debug, Clone, Copy)]
+///
+/// Wall and monotonic time move together, so one counter of elapsed time holds both, and reading
+/// the time (a request does several times) takes no lock.
+#[derive(Debug)]
 pub(crate) struct Clock {
-    /// Wall-clock time, in nanoseconds since the Unix epoch.
-    pub wall_ns: u64,
-    /// Monotonic time, in nanoseconds since the host started.
-    pub mono_ns: u64,
+    /// Wall-clock time at the start, in nanoseconds since the Unix epoch.
+    start_wall_ns: u64,
+    /// Monotonic time: nanoseconds since the host started.
+    elapsed_ns: AtomicU64,
 }
 
 impl Clock {
     pub(crate) fn new(start: SystemTime) -> Clock {
-        let wall_ns = start
+        let start_wall_ns = start
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Clock {
-            wall_ns,
-            mono_ns: 0,
+            start_wall_ns,
+            elapsed_ns: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         let ns = by.as_nanos() as u64;
-        self.wall_ns = self.wall_ns.saturating_add(ns);
-        self.mono_ns = self.mono_ns.saturating_add(ns);
+        let _ = self
+            .elapsed_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                Some(e.saturating_add(ns))
+            });
+    }
+
+    /// (wall, monotonic) time now, in nanoseconds.
+    pub(crate) fn now(&self) -> (u64, u64) {
+        let elapsed = self.elapsed_ns.load(Ordering::Relaxed);
+        (self.start_wall_ns.saturating_add(elapsed), elapsed)
     }
 }
 
@@ -80,7 +93,6 @@ type KeyValues = HashMap<Vec<u8>, (Vec<u8>, u32)>;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub clock: Clock,
     /// vm_id -> key -> (value, cas).
     data: HashMap<String, KeyValues>,
     next_cas: u32,
@@ -88,14 +100,15 @@ pub(crate) struct Shared {
     queue_tokens: HashMap<(String, Vec<u8>), u32>,
     next_queue_token: u32,
     pub queue_ready: Vec<QueueReady>,
-    /// The stats store: (type, name) -> value. Workers defining the same name share the stat.
-    pub metrics: BTreeMap<(MetricType, String), MetricValue>,
+    /// The stats store: (type, name) -> slot in `stats`. Workers defining the same name share
+    /// the stat. A VM keeps the slot, so an update is an index, not a lookup by name.
+    metrics: BTreeMap<(MetricType, String), usize>,
+    stats: Vec<MetricValue>,
 }
 
 impl Shared {
-    pub(crate) fn new(start: SystemTime) -> Shared {
+    pub(crate) fn new() -> Shared {
         Shared {
-            clock: Clock::new(start),
             data: HashMap::new(),
             next_cas: 1,
             queues: HashMap::new(),
@@ -103,6 +116,7 @@ impl Shared {
             next_queue_token: 1,
             queue_ready: Vec::new(),
             metrics: BTreeMap::new(),
+            stats: Vec::new(),
         }
     }
 
@@ -203,14 +217,31 @@ impl Shared {
         mine
     }
 
-    pub(crate) fn metric_mut(&mut self, ty: MetricType, name: &str) -> &mut MetricValue {
+    /// The stat `(ty, name)`, created at zero if new: its slot for [`Shared::stat_mut`].
+    pub(crate) fn define_metric(&mut self, ty: MetricType, name: &str) -> usize {
+        if let Some(&slot) = self.metrics.get(&(ty, name.to_owned())) {
+            return slot;
+        }
+        let slot = self.stats.len();
+        self.stats.push(match ty {
+            MetricType::Counter => MetricValue::Counter(0),
+            MetricType::Gauge => MetricValue::Gauge(0),
+            MetricType::Histogram => MetricValue::Histogram(Vec::new()),
+        });
+        self.metrics.insert((ty, name.to_owned()), slot);
+        slot
+    }
+
+    pub(crate) fn stat_mut(&mut self, slot: usize) -> &mut MetricValue {
+        &mut self.stats[slot]
+    }
+
+    /// Every stat by name (a name defined with two types shows the later type's).
+    pub(crate) fn metrics_by_name(&self) -> BTreeMap<String, MetricValue> {
         self.metrics
-            .entry((ty, name.to_owned()))
-            .or_insert_with(|| match ty {
-                MetricType::Counter => MetricValue::Counter(0),
-                MetricType::Gauge => MetricValue::Gauge(0),
-                MetricType::Histogram => MetricValue::Histogram(Vec::new()),
-            })
+            .iter()
+            .map(|((_, name), &slot)| (name.clone(), self.stats[slot].clone()))
+            .collect()
     }
 }
 
@@ -220,7 +251,7 @@ mod tests {
 
     #[test]
     fn cas_semantics() {
-        let mut s = Shared::new(UNIX_EPOCH);
+        let mut s = Shared::new();
         assert_eq!(s.get_data("vm", b"k"), Err(Status::NotFound));
         // A missing key is created even with a made-up CAS.
         s.set_data("vm", b"k", b"1", 77).unwrap();
@@ -247,7 +278,7 @@ mod tests {
 
     #[test]
     fn queues() {
-        let mut s = Shared::new(UNIX_EPOCH);
+        let mut s = Shared::new();
         let t = s.register_queue("vm", b"q", (0, 1));
         assert_ne!(t, 0);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! and tests never share anything but the [`Shared`] handle of their own host.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wasmtime::{Memory, TypedFunc};
@@ -9,7 +10,32 @@ use wasmtime::{Memory, TypedFunc};
 use crate::HostConfig;
 use crate::abi::{LogLevel, MapType, MetricType, StreamType};
 use crate::headers::HeaderMap;
-use crate::shared::Shared;
+use crate::shared::{Clock, Shared};
+
+/// Maps keyed by context id. Ids are small sequential numbers the host hands out, so they need
+/// no SipHash protection against chosen keys; hashing them by a multiply keeps the several
+/// lookups of every callback cheap.
+pub(crate) type ById<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        // Fibonacci hashing: spreads sequential ids over the table's high bits.
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// One `proxy_log` line (or a line a WASI module wrote to stdout/stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +119,11 @@ pub(crate) struct StreamState {
     pub properties: BTreeMap<Vec<u8>, Vec<u8>>,
     pub created: bool,
     pub done: bool,
+    /// Envoy's `connection_id`: every stream of the host comes on a connection of its own.
+    pub connection_id: u64,
+    /// Envoy's `response.code_details`: `via_upstream` once an upstream's response began, or
+    /// the reason Envoy (or the filter) answered itself.
+    pub response_code_details: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -112,12 +143,15 @@ pub(crate) enum ContextKind {
 }
 
 /// The guest's allocator, as Envoy picks it: `malloc` first, then `proxy_on_memory_allocate`.
-pub(crate) type Alloc = TypedFunc<i32, i32>;
+/// Shared rather than cloned per call: cloning a `TypedFunc` goes through the engine's type
+/// registry.
+pub(crate) type Alloc = Arc<TypedFunc<i32, i32>>;
 
 pub(crate) struct HostState {
     pub worker: u32,
     pub config: Arc<HostConfig>,
     pub shared: Arc<Mutex<Shared>>,
+    pub clock: Arc<Clock>,
     pub memory: Option<Memory>,
     pub alloc: Option<Alloc>,
     /// Only the functions Envoy allows during `_initialize`/`main` may be called.
@@ -125,10 +159,10 @@ pub(crate) struct HostState {
     pub trace: bool,
     pub current_context: u32,
     pub effective_context: u32,
-    pub contexts: BTreeMap<u32, ContextKind>,
+    pub contexts: ById<ContextKind>,
     pub next_context_id: u32,
     pub root_context: u32,
-    pub streams: HashMap<u32, StreamState>,
+    pub streams: ById<StreamState>,
     /// The plugin configuration, while `proxy_on_configure` runs.
     pub plugin_config: Option<Vec<u8>>,
     /// Arguments of `proxy_on_foreign_function`, while it runs.
@@ -139,7 +173,8 @@ pub(crate) struct HostState {
     pub next_tick_ns: Option<u64>,
     /// While a tick runs, the time it was due: the clock reads this.
     pub time_override: Option<(u64, u64)>,
-    pub metric_ids: HashMap<u32, (MetricType, String)>,
+    /// A defined metric's id -> its type and its slot in the stats store.
+    pub metric_ids: ById<(MetricType, usize)>,
     pub next_metric_id: [u32; 3],
     pub foreign_calls: Vec<ForeignCall>,
     pub http_calls: BTreeMap<u32, HttpCall>,
@@ -150,33 +185,42 @@ pub(crate) struct HostState {
     pub root_pending_done: bool,
     pub root_done: bool,
     pub rng: u64,
+    /// Bytes on their way into the guest (see `hostcalls::copy_out_assembled`), kept to reuse
+    /// the allocation.
+    pub scratch: Vec<u8>,
 }
 
 impl HostState {
-    pub(crate) fn new(worker: u32, config: Arc<HostConfig>, shared: Arc<Mutex<Shared>>) -> Self {
+    pub(crate) fn new(
+        worker: u32,
+        config: Arc<HostConfig>,
+        shared: Arc<Mutex<Shared>>,
+        clock: Arc<Clock>,
+    ) -> Self {
         let trace = config.trace;
         let rng = config.random_seed ^ (u64::from(worker) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         HostState {
             worker,
             config,
             shared,
+            clock,
             memory: None,
             alloc: None,
             restricted: false,
             trace,
             current_context: 0,
             effective_context: 0,
-            contexts: BTreeMap::new(),
+            contexts: ById::default(),
             next_context_id: 1,
             root_context: 0,
-            streams: HashMap::new(),
+            streams: ById::default(),
             plugin_config: None,
             call_data: Vec::new(),
             logs: Vec::new(),
             tick_period_ms: 0,
             next_tick_ns: None,
             time_override: None,
-            metric_ids: HashMap::new(),
+            metric_ids: ById::default(),
             // Envoy numbers metrics per type: the low two bits are the type.
             next_metric_id: [0, 1, 2],
             foreign_calls: Vec::new(),
@@ -187,6 +231,7 @@ impl HostState {
             root_pending_done: false,
             root_done: false,
             rng,
+            scratch: Vec::new(),
         }
     }
 
@@ -218,10 +263,7 @@ impl HostState {
     pub(crate) fn now(&self) -> (u64, u64) {
         match self.time_override {
             Some(t) => t,
-            None => {
-                let c = self.shared().clock;
-                (c.wall_ns, c.mono_ns)
-            }
+            None => self.clock.now(),
         }
     }
 
