@@ -4,6 +4,7 @@
 pub mod bench;
 mod envoy;
 mod load;
+pub mod probe;
 mod stack;
 
 pub use envoy::Envoy;
@@ -23,11 +24,7 @@ pub struct Paths {
 impl Paths {
     /// `SERIN_ENVOY` and `SERIN_FILTER_WASM`, else the places `cargo xtask` puts them.
     pub fn locate() -> Result<Paths, String> {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let root = root.canonicalize().unwrap_or(root);
-        let from_env = |var: &str, default: PathBuf| {
-            std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
-        };
+        let root = workspace_root();
         let envoy = from_env("SERIN_ENVOY", root.join(".tools/venv/bin/envoy"));
         let wasm = from_env("SERIN_FILTER_WASM", root.join("target/filter.wasm"));
         for (what, path) in [("Envoy", &envoy), ("filter.wasm", &wasm)] {
@@ -44,15 +41,62 @@ impl Paths {
     /// For tests: the paths, or `None` after a loud skip message. Under `SERIN_E2E=require`
     /// (what `cargo xtask test` and CI set) a missing piece is a failure, not a skip.
     pub fn for_test(test: &str) -> Option<Paths> {
-        match Paths::locate() {
-            Ok(p) => Some(p),
-            Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => {
-                panic!("{test}: {e}")
+        required(test, Paths::locate())
+    }
+}
+
+/// Where the conformance probe's pieces are: Envoy and the probe module (`host-tests/probe`).
+#[derive(Debug, Clone)]
+pub struct ProbePaths {
+    pub root: PathBuf,
+    pub envoy: PathBuf,
+    pub probe: PathBuf,
+}
+
+impl ProbePaths {
+    /// `SERIN_ENVOY` and `SERIN_PROBE_WASM`, else the places `cargo xtask` puts them.
+    pub fn locate() -> Result<ProbePaths, String> {
+        let root = workspace_root();
+        let envoy = from_env("SERIN_ENVOY", root.join(".tools/venv/bin/envoy"));
+        let probe = from_env("SERIN_PROBE_WASM", root.join("target/probe.wasm"));
+        for (what, path) in [("Envoy", &envoy), ("probe.wasm", &probe)] {
+            if !path.is_file() {
+                return Err(format!(
+                    "{what} not found at {}: run `cargo xtask test`",
+                    path.display()
+                ));
             }
-            Err(e) => {
-                eprintln!("SKIPPED {test}: {e}");
-                None
-            }
+        }
+        Ok(ProbePaths { root, envoy, probe })
+    }
+
+    /// For tests, with [`Paths::for_test`]'s rule: skip loudly, or fail under
+    /// `SERIN_E2E=require`.
+    pub fn for_test(test: &str) -> Option<ProbePaths> {
+        required(test, ProbePaths::locate())
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+fn from_env(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+}
+
+/// What a test needs, or `None` after a loud skip message; a failure instead under
+/// `SERIN_E2E=require`, where nothing may be skipped.
+fn required<T>(test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(p) => Some(p),
+        Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => {
+            panic!("{test}: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e}");
+            None
         }
     }
 }

@@ -619,6 +619,38 @@ fn properties() {
     let (v, vn) = t.put(b"value");
     assert_eq!(t.c("proxy_set_property", &[p, n, v, vn]), Status::Ok);
     assert_eq!(get(&mut t, &["mine"]), (Status::Ok, b"value".to_vec()));
+
+    // As the probe saw them in Envoy 1.40 (e2e test `conformance`): repeated headers joined
+    // with commas, a query (empty when there is none), the protocol, no response details
+    // before a response, a response code that outlives the callback of its headers.
+    assert_eq!(
+        get(&mut t, &["request", "headers", "x-dup"]),
+        (Status::Ok, b"1,2".to_vec())
+    );
+    assert_eq!(
+        get(&mut t, &["request", "query"]),
+        (Status::Ok, b"b=c".to_vec())
+    );
+    assert_eq!(
+        get(&mut t, &["request", "protocol"]),
+        (Status::Ok, b"HTTP/1.1".to_vec())
+    );
+    assert_eq!(
+        get(&mut t, &["response", "code_details"]).0,
+        Status::NotFound
+    );
+    assert_eq!(
+        get(&mut t, &["response", "flags"]),
+        (Status::Ok, 0u64.to_le_bytes().to_vec())
+    );
+    assert_eq!(get(&mut t, &["connection", "mtls"]), (Status::Ok, vec![0]));
+    let id = t.w.store.data().current_context;
+    t.s(id).response_headers = Some(crate::HeaderMap::from_pairs(&[(":status", "201")]));
+    assert_eq!(
+        get(&mut t, &["response", "code"]),
+        (Status::Ok, 201i64.to_le_bytes().to_vec()),
+        "from the stream's info, not the map it lent"
+    );
 }
 
 #[test]

@@ -112,6 +112,10 @@ impl HostConfig {
         self.root_id = id.into();
         self
     }
+    pub fn plugin_name(mut self, name: impl Into<String>) -> Self {
+        self.plugin_name = name.into();
+        self
+    }
     pub fn vm_config(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.vm_config = bytes.into();
         self

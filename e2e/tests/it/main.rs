@@ -2,6 +2,7 @@
 //! policies. They need Envoy and filter.wasm (`cargo xtask test` provides both).
 
 mod config;
+mod conformance;
 mod faults;
 mod rollout;
 mod routing;
