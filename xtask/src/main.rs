@@ -62,6 +62,7 @@ fn main() -> ExitCode {
 fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
     let tools = tools::ensure_all(root)?;
     let wasm = wasm::build_filter(root)?;
+    let probe = wasm::build_probe(root)?;
     let mut cargo = shell::cargo();
     cargo
         .current_dir(root)
@@ -70,15 +71,18 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
             "--workspace",
             "--exclude",
             "serin-filter",
+            "--exclude",
+            "serin-host-probe",
             "--no-fail-fast",
         ])
         .args(extra)
         .env("SERIN_FILTER_WASM", &wasm)
+        .env("SERIN_PROBE_WASM", &probe)
         .env("SERIN_ENVOY", &tools.envoy)
         .env("SERIN_WRK", &tools.wrk)
         .env("SERIN_PROMTOOL", &tools.promtool)
         .env("SERIN_GRAFANA_CHECK", &tools.grafana_check)
-        // Tests that need Envoy or filter.wasm fail instead of skipping.
+        // Tests that need Envoy, filter.wasm or probe.wasm fail instead of skipping.
         .env("SERIN_E2E", "require");
     shell::run(&mut cargo)
 }

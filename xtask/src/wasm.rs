@@ -14,8 +14,19 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 
 pub fn build_filter(root: &Path) -> Result<PathBuf, String> {
-    let built = build_wasm(root, "serin-filter")?;
-    let out = root.join("target/filter.wasm");
+    build_module(root, "serin-filter", "filter.wasm")
+}
+
+/// Build `target/probe.wasm`: the conformance probe that the e2e test runs in Envoy and in the
+/// wasmtime host (`host-tests/probe`).
+pub fn build_probe(root: &Path) -> Result<PathBuf, String> {
+    build_module(root, "serin-host-probe", "probe.wasm")
+}
+
+/// Build `package` and copy its module to `target/<name>`.
+fn build_module(root: &Path, package: &str, name: &str) -> Result<PathBuf, String> {
+    let built = build_wasm(root, package)?;
+    let out = root.join("target").join(name);
     std::fs::copy(&built, &out)
         .map_err(|e| format!("copy {} → {}: {e}", built.display(), out.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
