@@ -45,8 +45,9 @@ impl HeaderMap {
             .iter()
             .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
             .sum();
-        map.bytes.reserve(size);
-        map.entries.reserve(pairs.len());
+        // Room for what a test's builder or the filter adds, so that adding does not move it.
+        map.bytes.reserve(size + 128);
+        map.entries.reserve(pairs.len() + 4);
         for (k, v) in pairs {
             map.add(k.as_ref(), v.as_ref());
         }

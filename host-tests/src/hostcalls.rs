@@ -80,16 +80,33 @@ pub(crate) fn copy_out(
             return Ok(Status::InvalidMemoryAccess);
         };
         addr = alloc.call(&mut *caller, bytes.len() as i32)? as u32;
-        if addr == 0 || write(caller, addr as i32, bytes).is_err() {
+        if addr == 0 {
             return Ok(Status::InvalidMemoryAccess);
         }
     }
-    if write_u32(caller, ptr_ptr, addr).is_err()
-        || write_u32(caller, size_ptr, bytes.len() as u32).is_err()
-    {
+    let Some(memory) = caller.data().memory else {
         return Ok(Status::InvalidMemoryAccess);
-    }
-    Ok(Status::Ok)
+    };
+    // One borrow of guest memory for the value and both out-parameters.
+    let memory = memory.data_mut(caller);
+    let mut put = |at: u32, what: &[u8]| {
+        let at = at as usize;
+        match memory.get_mut(at..at.saturating_add(what.len())) {
+            Some(to) => {
+                to.copy_from_slice(what);
+                true
+            }
+            None => false,
+        }
+    };
+    let written = put(addr, bytes)
+        && put(ptr_ptr as u32, &addr.to_le_bytes())
+        && put(size_ptr as u32, &(bytes.len() as u32).to_le_bytes());
+    Ok(if written {
+        Status::Ok
+    } else {
+        Status::InvalidMemoryAccess
+    })
 }
 
 /// [`copy_out`] of bytes the host assembles first (a header's value, a serialized map, part of
