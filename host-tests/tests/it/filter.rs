@@ -1,13 +1,13 @@
 //! The routing header, the client's attempts to set it, and plugin configurations the filter
 //! must refuse.
 
-use serin_host_tests::{Action, LogLevel};
+use serin_host_tests::{Action, LogLevel, Status};
 use serin_policy::PLAN_FORMAT;
 
 use crate::support::*;
 
 #[test]
-fn sets_the_routing_header_and_leaves_the_route_cache_to_envoy() {
+fn sets_the_routing_header_and_clears_the_route_cache() {
     let plan = split_plan(5_000);
     let mut w = worker(&plan);
     let mut s = w.request().path("/checkout").header("x-user-id", "user-42");
@@ -17,9 +17,11 @@ fn sets_the_routing_header_and_leaves_the_route_cache_to_envoy() {
         s.request_header("x-serin-arm").as_deref(),
         Some(want.as_str())
     );
-    // Envoy clears the route cache itself when a wasm filter changes a request header (the e2e
-    // tests route on the header in real Envoy); an explicit call would only cost.
-    assert_eq!(s.route_cache_clears(), 0);
+    assert_eq!(
+        s.route_cache_clears(),
+        1,
+        "clear_route_cache after changing the header"
+    );
     assert_eq!(
         s.deliver_response_headers(&[(":status", "200")], true)
             .unwrap(),
@@ -28,7 +30,12 @@ fn sets_the_routing_header_and_leaves_the_route_cache_to_envoy() {
     assert_eq!(s.response_header("set-cookie"), None);
     s.done().unwrap();
     drop(s);
-    assert!(w.foreign_calls().is_empty());
+    let calls = w.foreign_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].name.as_str(), calls[0].status),
+        ("clear_route_cache", Status::Ok)
+    );
 }
 
 #[test]
