@@ -13,9 +13,7 @@ use serde_norway::Value;
 use serin_e2e::{Envoy, Load, Paths, Ports, Stack, free_port, front_config};
 
 use crate::compile;
-
-/// Rollout state gauge value of a rollback (see serin_policy::guard::Phase::code).
-const ROLLED_BACK: f64 = 4.0;
+use crate::rollout::{ROLLED_BACK, wait_for_state};
 
 const GUARDED_POLICY: &str = r#"
 [policy]
@@ -176,6 +174,21 @@ fn json_like_resources(resource: Value) -> Value {
     Value::Mapping(m)
 }
 
+/// `plan` in Envoy with 2 workers, its listener served from a watched file, ready for traffic.
+fn live_stack(paths: &Paths, plan: &serin_policy::Plan) -> (Stack, LiveListener) {
+    let mut live = None;
+    let stack = Stack::start_edited(paths, plan, 2, |yaml, _| {
+        let (bootstrap, l) = LiveListener::split(&yaml);
+        live = Some(l);
+        bootstrap
+    })
+    .expect("envoy starts");
+    wait_for("the listener", Duration::from_secs(20), || {
+        stack.send("/", &[("x-user-id", "warm")]).is_ok()
+    });
+    (stack, live.expect("the config was edited"))
+}
+
 /// `listener_manager.lds.<name>` from the admin's stats.
 fn lds_stat(envoy: &Envoy, name: &str) -> u64 {
     let stats = envoy.admin("/stats?filter=listener_manager.lds").unwrap();
@@ -216,17 +229,7 @@ fn a_bad_plugin_config_pushed_to_a_running_envoy_is_rejected_and_the_old_plan_ke
     };
     let plan = compile(GUARDED_POLICY, "faults.toml");
     let good = plan.to_json();
-    let mut live = None;
-    let stack = Stack::start_edited(&paths, &plan, 2, |yaml, _| {
-        let (bootstrap, l) = LiveListener::split(&yaml);
-        live = Some(l);
-        bootstrap
-    })
-    .expect("envoy starts");
-    let live = live.unwrap();
-    wait_for("the listener", Duration::from_secs(20), || {
-        stack.send("/", &[("x-user-id", "warm")]).is_ok()
-    });
+    let (stack, live) = live_stack(&paths, &plan);
     let before = canary_share(&stack, 2_000, "before");
     assert!((300..500).contains(&before), "20% of 2,000: {before}");
 
@@ -259,18 +262,6 @@ fn a_bad_plugin_config_pushed_to_a_running_envoy_is_rejected_and_the_old_plan_ke
     });
 }
 
-/// Poll the rollout state gauge until it reads `want`, for at most `limit`.
-fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if stack.prometheus("serin_rollout_state") == Some(want) {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
 #[test]
 fn a_rollback_survives_a_live_reload_of_the_same_policy() {
     let Some(paths) = Paths::for_test("a_rollback_survives_a_live_reload_of_the_same_policy")
@@ -278,17 +269,7 @@ fn a_rollback_survives_a_live_reload_of_the_same_policy() {
         return;
     };
     let plan = compile(GUARDED_POLICY, "faults.toml");
-    let mut live = None;
-    let stack = Stack::start_edited(&paths, &plan, 2, |yaml, _| {
-        let (bootstrap, l) = LiveListener::split(&yaml);
-        live = Some(l);
-        bootstrap
-    })
-    .expect("envoy starts");
-    let live = live.unwrap();
-    wait_for("the listener", Duration::from_secs(20), || {
-        stack.send("/", &[("x-user-id", "warm")]).is_ok()
-    });
+    let (stack, live) = live_stack(&paths, &plan);
     stack
         .set_upstream_runtime("fault.http.abort.abort_percent", 50)
         .unwrap();
@@ -367,14 +348,7 @@ fn a_canary_that_refuses_connections_is_rolled_back() {
     .expect("envoy starts");
     let load = Load::default();
     let rolled_back = load.during(&stack, 8, || {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if stack.prometheus("serin_rollout_state") == Some(ROLLED_BACK) {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
+        wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(60))
     });
     let after = rolled_back
         .unwrap_or_else(|| panic!("no rollback within 60 s:\n{}", stack.front.problems()));

@@ -12,10 +12,10 @@ use crate::running;
 /// Rollout state gauge values (see serin_policy::guard::Phase::code).
 const RAMPING: f64 = 1.0;
 const PROMOTED: f64 = 3.0;
-const ROLLED_BACK: f64 = 4.0;
+pub const ROLLED_BACK: f64 = 4.0;
 
 /// Poll the rollout state gauge until it equals `want` or `limit` passes.
-fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
+pub fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if stack.prometheus("serin_rollout_state") == Some(want) {
