@@ -13,26 +13,10 @@ use serde_norway::Value;
 use serin_e2e::{Envoy, Load, Paths, Ports, Stack, free_port, front_config};
 
 use crate::compile;
-use crate::rollout::{ROLLED_BACK, wait_for_state};
+use crate::rollout::{FAULTY_CANARY_POLICY, ROLLED_BACK, wait_for_state};
 
-const GUARDED_POLICY: &str = r#"
-[policy]
-name = "e2e-faults"
-[arms.stable]
-[arms.canary]
-[split]
-key = ["header:x-user-id"]
-salt = "e2e-faults"
-weights = { canary = 20 }
-fallback = "stable"
-[guard_defaults]
-window = "1m"
-min_samples = 100
-[[guards]]
-name = "error rate"
-metric = "error_rate"
-max = 0.02
-"#;
+/// 20% of users on the canary; more than 2% canary errors roll it back.
+const GUARDED_POLICY: &str = FAULTY_CANARY_POLICY;
 
 /// Each bad plugin configuration, and the words the filter's refusal must contain.
 fn bad_configs(good: &str) -> Vec<(&'static str, String, String)> {

@@ -26,7 +26,7 @@ pub fn wait_for_state(stack: &Stack, want: f64, limit: Duration) -> Option<Durat
     None
 }
 
-const FAULTY_CANARY_POLICY: &str = r#"
+pub const FAULTY_CANARY_POLICY: &str = r#"
 [policy]
 name = "e2e-faulty-canary"
 [arms.stable]
