@@ -1,5 +1,6 @@
 //! One HTTP stream: route the request, then measure its response for the rollout.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -74,7 +75,7 @@ impl HttpContext for Stream {
         if let Some(shadow) = &plan.shadow {
             self.set_http_request_header(&shadow.header, None);
         }
-        let headers = self.get_http_request_headers_bytes();
+        let headers = self.request_headers(&worker);
         let mut request = HeaderList::new(&headers);
         if worker.needs_source_ip {
             request.source_ip = self.source_ip();
@@ -291,6 +292,28 @@ impl Stream {
         self.set_cookie = Some(format!(
             "{cookie}={key}; Max-Age={max_age_seconds}; Path=/; HttpOnly; SameSite=Lax"
         ));
+    }
+
+    /// The request headers the decision can read: those by name when the plan reads a few (a
+    /// repeated header gives its first value, as in the whole map and in `Request::header`),
+    /// else every header.
+    fn request_headers<'w>(&self, worker: &'w Worker) -> Vec<(Cow<'w, str>, Vec<u8>)> {
+        let Some(names) = &worker.headers_read else {
+            let headers = self.get_http_request_headers_bytes();
+            return headers
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), v))
+                .collect();
+        };
+        names
+            .iter()
+            .filter_map(|name| {
+                Some((
+                    Cow::Borrowed(name.as_str()),
+                    self.get_http_request_header_bytes(name)?,
+                ))
+            })
+            .collect()
     }
 
     fn source_ip(&self) -> Option<std::net::IpAddr> {

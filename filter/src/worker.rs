@@ -25,6 +25,9 @@ pub struct Worker {
     pub needs_source_ip: bool,
     /// Whether an outcome is read from response bodies, so that bodies must be copied at all.
     pub reads_bodies: bool,
+    /// The request headers a request's decision (and its outcome labels) can read, fetched one
+    /// by one; `None` when there are so many that fetching the whole map costs less.
+    pub headers_read: Option<Vec<String>>,
     window_key: String,
     state_key: String,
 }
@@ -46,6 +49,7 @@ impl Worker {
         let state_key = format!("serin/{}/state", plan.digest);
         let needs_source_ip = plan.needs_source_ip();
         let reads_bodies = plan.outcomes.iter().any(|o| o.reads_body());
+        let headers_read = headers_read(&plan);
         let routing = Router::new(plan.clone());
         let plan = Rc::new(plan);
         Worker {
@@ -57,6 +61,7 @@ impl Worker {
             metrics,
             needs_source_ip,
             reads_bodies,
+            headers_read,
             window_key,
             state_key,
         }
@@ -156,4 +161,24 @@ impl Worker {
             *self.routing.borrow_mut() = Rc::new(Router::new(plan));
         }
     }
+}
+
+/// Past this many headers a request costs less to read as the whole map than name by name. In
+/// Envoy each read is a host call that looks the name up and copies its value into the VM, while
+/// the whole map is one call that serializes every header (about 12 k instructions of the front
+/// Envoy for a browser's request, against about 1 k for one header: BENCHMARKS.md).
+const MAX_HEADERS_BY_NAME: usize = 8;
+
+/// What [`Worker::headers_read`] holds for `plan`: the headers routing reads, and the segments'
+/// headers when outcomes are labelled by them.
+fn headers_read(plan: &Plan) -> Option<Vec<String>> {
+    let mut names: Vec<&str> = plan.headers_read();
+    if !plan.outcomes.is_empty() {
+        for segment in &plan.segments {
+            if !names.contains(&segment.header.as_str()) {
+                names.push(&segment.header);
+            }
+        }
+    }
+    (names.len() <= MAX_HEADERS_BY_NAME).then(|| names.into_iter().map(String::from).collect())
 }

@@ -312,6 +312,42 @@ impl Plan {
                 .is_some_and(|o| !o.trusted_sources.is_empty())
     }
 
+    /// Every request header that deciding can read, each once, in a fixed order: the headers the
+    /// rules, the key chains and the override name, `cookie` when a cookie is read, `:path`
+    /// when the path or a query parameter is, `:method` when the method is. A host that can
+    /// fetch headers by name (a proxy-wasm filter) fetches these instead of the whole map.
+    pub fn headers_read(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for matcher in self.rules.iter().flat_map(|r| &r.all) {
+            names.push(match matcher {
+                Matcher::Header { name, .. } => name,
+                Matcher::Cookie { .. } => "cookie",
+                Matcher::Query { .. } | Matcher::PathPrefix { .. } => ":path",
+                Matcher::Method { .. } => ":method",
+                Matcher::SourceIp { .. } => continue,
+            });
+        }
+        for key in self.splits.iter().flat_map(|s| &s.key) {
+            names.push(match key {
+                KeySource::Header(name) => name,
+                KeySource::Cookie(_) => "cookie",
+                KeySource::Query(_) => ":path",
+            });
+        }
+        if let Some(o) = &self.override_ {
+            names.push(&o.header);
+            names.extend(o.token.as_ref().map(|t| t.header.as_str()));
+        }
+        // A handful of names: a linear search is all deduplication needs.
+        let mut distinct: Vec<&str> = Vec::with_capacity(names.len());
+        for name in names {
+            if !distinct.contains(&name) {
+                distinct.push(name);
+            }
+        }
+        distinct
+    }
+
     /// Structural checks that keep the request path free of panics.
     pub fn check(&self) -> Result<(), PlanError> {
         let err = |m: String| Err(PlanError(m));

@@ -354,7 +354,15 @@ proptest! {
         for (headers, ip) in &requests {
             let mut request = HeaderList::new(headers);
             request.source_ip = *ip;
-            prop_assert_eq!(router.decide(&request), plan.decide(&request), "{:?}", headers);
+            let decision = plan.decide(&request);
+            prop_assert_eq!(router.decide(&request), decision, "{:?}", headers);
+            // The filter fetches only the headers the plan says it reads.
+            let read = plan.headers_read();
+            let fetched: Vec<_> = headers.iter().filter(|(k, _)| read.contains(&k.as_str())).collect();
+            let fetched: Vec<(&str, &[u8])> = fetched.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            let mut only_read = HeaderList::new(&fetched);
+            only_read.source_ip = *ip;
+            prop_assert_eq!(plan.decide(&only_read), decision, "{:?}", headers);
         }
     }
 }
