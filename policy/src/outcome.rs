@@ -1,9 +1,10 @@
 //! Reading a model's decision from a response: a header, or a field of a JSON body such as TF
 //! Serving's `{"predictions": [0.93]}` or KServe v2's `{"outputs": [{"data": [0.93]}]}`.
 
-use serde_json::Value;
+mod json_path;
 
-use crate::rollout::{Outcome, OutcomeSource, PathStep, Positive};
+use crate::rollout::{Outcome, OutcomeSource, Positive};
+use json_path::Leaf;
 
 /// Response bodies longer than this are not parsed: the outcome is unknown, not guessed.
 pub const MAX_OUTCOME_BODY: usize = 64 * 1024;
@@ -29,16 +30,10 @@ impl Outcome {
         if body.len() > MAX_OUTCOME_BODY {
             return None;
         }
-        let root: Value = serde_json::from_slice(body).ok()?;
-        let field = path.iter().try_fold(&root, |v, step| match step {
-            PathStep::Key(k) => v.get(k.as_str()),
-            PathStep::Index(i) => v.get(*i as usize),
-        })?;
-        match field {
-            Value::String(s) => Some(self.positive.holds_text(s)),
-            Value::Number(n) => Some(self.positive.holds_number(n.as_f64()?, &n.to_string())),
-            Value::Bool(b) => Some(self.positive.holds_text(if *b { "true" } else { "false" })),
-            _ => None,
+        match json_path::read(body, path)? {
+            Leaf::Text(s) => Some(self.positive.holds_text(&s)),
+            Leaf::Number(n) => Some(self.positive.holds_number(n.as_f64()?, &n.to_string())),
+            Leaf::Bool(b) => Some(self.positive.holds_text(if b { "true" } else { "false" })),
         }
     }
 }
@@ -62,6 +57,7 @@ impl Positive {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout::PathStep;
 
     fn json_outcome(path: Vec<PathStep>, positive: Positive) -> Outcome {
         Outcome {
