@@ -1,0 +1,137 @@
+//! The requests the lifecycle bench (and `examples/lifecycle_instructions.rs`) send: the fraud
+//! model's inference calls, a split-only GET, and the modules and plans they run on.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, to_value};
+use serin_host_tests::{Action, Host, Worker, filter_wasm};
+use serin_policy::{
+    Action as PlanAction, Arm, DEFAULT_ROUTING_HEADER, Fallback, HashSpec, KeySource, Lane,
+    PLAN_FORMAT, Plan, Reduce, SERIN_SCALE, Split,
+};
+
+const AGE_BANDS: [&str; 4] = ["18-34", "35-64", "65+", "35-64"];
+const MODEL_ANSWER: &[u8] = br#"{"predictions": [0.93]}"#;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// examples/fraud-model.toml, compiled as `serin compile` does.
+pub fn fraud_plan() -> String {
+    let file = "examples/fraud-model.toml";
+    let source = std::fs::read_to_string(workspace().join(file)).expect("the example exists");
+    match serin_compiler::compile_str(&source, file) {
+        Ok(compiled) => compiled.plan.to_json(),
+        Err(diagnostics) => panic!("{file} does not compile:\n{diagnostics}"),
+    }
+}
+
+/// A 1% split on `x-user-id` (then the `sid` cookie), nothing else.
+pub fn split_plan() -> String {
+    let arms = [
+        Arm {
+            name: "stable".into(),
+            value: "stable".into(),
+        },
+        Arm {
+            name: "canary".into(),
+            value: "canary".into(),
+        },
+    ];
+    let split = Split {
+        key: vec![
+            KeySource::Header("x-user-id".into()),
+            KeySource::Cookie("sid".into()),
+        ],
+        hash: HashSpec {
+            prefix: "bench:".into(),
+            seed: 1,
+            reduce: Reduce::MulShift { scale: SERIN_SCALE },
+        },
+        lanes: vec![Lane {
+            arm: 1,
+            start: 0,
+            end: 1_000,
+        }],
+        rest: 0,
+        fallback: Fallback::Arm { arm: 0 },
+    };
+    let v = json!({
+        "format": PLAN_FORMAT,
+        "policy": "bench",
+        "digest": "sha256:bench",
+        "routing_header": DEFAULT_ROUTING_HEADER,
+        "arms": to_value(arms).unwrap(),
+        "stable": 0,
+        "default": to_value(PlanAction::Split { split: 0 }).unwrap(),
+        "splits": to_value([split]).unwrap(),
+    });
+    Plan::from_json(v.to_string().as_bytes())
+        .expect("a valid plan")
+        .to_json()
+}
+
+/// The empty filter's module: `$SERIN_EMPTY_FILTER_WASM`, else where `cargo xtask` builds it
+/// (rustup's wasm32 target or the Debian route's target dir).
+pub fn empty_filter_wasm() -> Option<Vec<u8>> {
+    let module = "wasm32-unknown-unknown/wasm/serin_bench_empty_filter.wasm";
+    let candidates = std::env::var_os("SERIN_EMPTY_FILTER_WASM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            workspace().join("target").join(module),
+            workspace().join("target/wasm-build").join(module),
+        ]);
+    candidates.into_iter().find_map(|p| std::fs::read(p).ok())
+}
+
+pub fn filter_worker(plan: String) -> Worker {
+    let wasm = filter_wasm().unwrap_or_else(|e| panic!("{e:#}"));
+    let host = Host::new(&wasm).expect("the filter compiles");
+    host.configured_worker(plan)
+        .expect("the filter accepts the plan")
+}
+
+/// A model inference call as the fraud example sees it.
+pub fn predict(worker: &mut Worker, user: u64) {
+    let mut s = worker
+        .request()
+        .method("POST")
+        .path("/v1/models/fraud:predict")
+        .authority("fraud.example.com")
+        .header("content-type", "application/json")
+        .header("user-agent", "bench/1.0")
+        .header("x-user-id", user.to_string())
+        .header("x-age-band", AGE_BANDS[user as usize % AGE_BANDS.len()]);
+    assert_eq!(s.send_headers().unwrap(), Action::Continue);
+    s.deliver_response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-length", "23"),
+            ("x-served-by", "fraud-v1"),
+        ],
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        s.deliver_response_body(MODEL_ANSWER, true).unwrap(),
+        Action::Continue
+    );
+    s.done().unwrap();
+}
+
+/// A GET without a body, answered without a body.
+pub fn get(worker: &mut Worker, user: u64) {
+    let mut s = worker
+        .request()
+        .path("/checkout?item=1")
+        .header("user-agent", "bench/1.0")
+        .header("x-user-id", user.to_string())
+        .header("cookie", "sid=abc; theme=dark");
+    assert_eq!(s.send_headers().unwrap(), Action::Continue);
+    s.deliver_response_headers(&[(":status", "200"), ("content-length", "0")], true)
+        .unwrap();
+    s.done().unwrap();
+}
