@@ -2,6 +2,7 @@
 //! per lookup; [`HeaderList`] is the one the filter, the CLI and the tests share.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 
 /// What the engine may read from a request. Header names are asked for in lower case.
 pub trait Request {
@@ -72,18 +73,25 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// Visit every `name=value` pair of a `Cookie` header, read as [`cookie_value`] reads them: a
 /// pair without `=` has no value, a name ends at the first `=`. For names without `=` (cookie
-/// names are tokens), `cookie_value(h, n)` is the value of the first pair named `n`.
+/// names are tokens), `cookie_value(h, n)` is the value of the first pair named `n`. `visit`
+/// stops the walk by returning [`ControlFlow::Break`] (the router, once it has found every
+/// cookie it reads).
 ///
 /// A loop, not a chain of iterator adapters, so that it and `visit` inline into the router's
 /// pass (the adapters' closures did not, and cost a call per pair).
 #[inline]
-pub(crate) fn for_each_cookie<'a>(header: &'a [u8], mut visit: impl FnMut(&'a [u8], &'a [u8])) {
+pub(crate) fn for_each_cookie<'a>(
+    header: &'a [u8],
+    mut visit: impl FnMut(&'a [u8], &'a [u8]) -> ControlFlow<()>,
+) {
     let mut rest = header;
     loop {
         let end = find_byte(rest, b';');
         let pair = rest[..end.unwrap_or(rest.len())].trim_ascii_start();
-        if let Some(eq) = find_byte(pair, b'=') {
-            visit(&pair[..eq], pair[eq + 1..].trim_ascii_end());
+        if let Some(eq) = find_byte(pair, b'=')
+            && visit(&pair[..eq], pair[eq + 1..].trim_ascii_end()).is_break()
+        {
+            return;
         }
         match end {
             Some(at) => rest = &rest[at + 1..],
@@ -94,20 +102,23 @@ pub(crate) fn for_each_cookie<'a>(header: &'a [u8], mut visit: impl FnMut(&'a [u
 
 /// Visit every parameter of a query string, read as [`query_value`] reads them: a parameter
 /// without `=` has the empty value. For names without `=`, `query_value(q, n)` is the value of
-/// the first parameter named `n`. A loop, as [`for_each_cookie`] is.
+/// the first parameter named `n`. A loop, and stopped, as [`for_each_cookie`] is.
 #[inline]
-pub(crate) fn for_each_param<'a>(query: &'a [u8], mut visit: impl FnMut(&'a [u8], &'a [u8])) {
+pub(crate) fn for_each_param<'a>(
+    query: &'a [u8],
+    mut visit: impl FnMut(&'a [u8], &'a [u8]) -> ControlFlow<()>,
+) {
     let mut rest = query;
     loop {
         let end = find_byte(rest, b'&');
         let pair = &rest[..end.unwrap_or(rest.len())];
-        match find_byte(pair, b'=') {
+        let visited = match find_byte(pair, b'=') {
             Some(eq) => visit(&pair[..eq], &pair[eq + 1..]),
             None => visit(pair, b""),
-        }
+        };
         match end {
-            Some(at) => rest = &rest[at + 1..],
-            None => return,
+            Some(at) if visited.is_continue() => rest = &rest[at + 1..],
+            _ => return,
         }
     }
 }
@@ -242,7 +253,10 @@ mod tests {
         ];
         for header in headers {
             let mut seen: Vec<(&[u8], &[u8])> = Vec::new();
-            for_each_cookie(header.as_bytes(), |n, v| seen.push((n, v)));
+            for_each_cookie(header.as_bytes(), |n, v| {
+                seen.push((n, v));
+                ControlFlow::Continue(())
+            });
             for (name, _) in &seen {
                 let name = std::str::from_utf8(name).unwrap();
                 let first = seen.iter().find(|(n, _)| *n == name.as_bytes()).unwrap().1;
@@ -253,7 +267,10 @@ mod tests {
                 );
             }
             let mut params: Vec<(&[u8], &[u8])> = Vec::new();
-            for_each_param(header.as_bytes(), |n, v| params.push((n, v)));
+            for_each_param(header.as_bytes(), |n, v| {
+                params.push((n, v));
+                ControlFlow::Continue(())
+            });
             let split: Vec<&[u8]> = header.as_bytes().split(|&b| b == b'&').collect();
             assert_eq!(
                 params.len(),
@@ -274,6 +291,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_walk_stops_where_visit_breaks() {
+        let mut seen = Vec::new();
+        for_each_cookie(b"a=1; b=2;c=3", |n, v| {
+            seen.push((n, v));
+            if n == b"b" {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(seen, [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
+        seen.clear();
+        for_each_param(b"a&b=2&c", |n, v| {
+            seen.push((n, v));
+            ControlFlow::Break(())
+        });
+        assert_eq!(seen, [(&b"a"[..], &b""[..])]);
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use std::ops::ControlFlow;
+
 use crate::cidr::Cidr;
 use crate::decide::{Decision, Reason, first_key, has_method, in_networks};
 use crate::plan::{Action, KeySource, Matcher, Plan, Test};
@@ -46,7 +48,11 @@ pub struct Router {
     /// headers cannot matter.
     header_slots: SlotSet,
     cookies: StringTable,
+    /// The slots of `cookies`, as `header_slots` is of `headers`.
+    cookie_slots: SlotSet,
     params: StringTable,
+    /// The slots of `params`.
+    param_slots: SlotSet,
     /// Where the `cookie` header is read, when a cookie is found by slot.
     cookie_header: Option<Read>,
     /// Where the `:path` header is read, when a query parameter or the path is.
@@ -84,9 +90,9 @@ struct RouteRule {
     /// skips the rule with one test, which is what most requests do with most rules (a tester's
     /// header, a beta cookie).
     needs: SlotSet,
-    /// Where this rule's checks end in [`Router::checks`]; they start where the previous
-    /// rule's end.
-    checks_end: usize,
+    /// Where this rule's checks are in [`Router::checks`]: kept in the rule rather than
+    /// carried from the previous one, so that a skipped rule costs only its bit test.
+    checks: (u32, u32),
     action: Action,
 }
 
@@ -177,7 +183,8 @@ impl Router {
                 checks.extend(rule.all.iter().map(|m| layout.check(m)));
                 RouteRule {
                     needs: checks[start..].iter().fold(0, |set, c| set | c.needs()),
-                    checks_end: checks.len(),
+                    // Far fewer than 2^32 checks: a plan from JSON is at most 4 MiB.
+                    checks: (start as u32, checks.len() as u32),
                     action: rule.action,
                 }
             })
@@ -205,7 +212,9 @@ impl Router {
             by_name: reads_per_request(&plan) <= 1,
             header_slots: layout.slots(Kind::Header),
             headers: layout.table(Kind::Header),
+            cookie_slots: layout.slots(Kind::Cookie),
             cookies: layout.table(Kind::Cookie),
+            param_slots: layout.slots(Kind::Param),
             params: layout.table(Kind::Param),
             cookie_header,
             path_header,
@@ -248,16 +257,16 @@ impl Router {
                 return Decision::fixed(arm, Reason::Override);
             }
         }
-        let mut checks_start = 0;
         let (action, reason) = self
             .rules
             .iter()
             .enumerate()
             .find(|(_, rule)| {
-                let checks = self.checks.get(checks_start..rule.checks_end);
-                checks_start = rule.checks_end;
-                values.filled & rule.needs == rule.needs
-                    && checks.is_some_and(|checks| checks.iter().all(|c| c.holds(&values)))
+                values.filled & rule.needs == rule.needs && {
+                    let (start, end) = rule.checks;
+                    let checks = self.checks.get(start as usize..end as usize);
+                    checks.is_some_and(|checks| checks.iter().all(|c| c.holds(&values)))
+                }
             })
             .map_or((plan.default, Reason::Default), |(i, rule)| {
                 (rule.action, Reason::Rule(i as u16))
@@ -285,21 +294,23 @@ impl Router {
             |read: &Option<Read>, values: &Values<'r, R>| read.as_ref().and_then(|r| values.get(r));
         if let Some(cookie) = header(&self.cookie_header, values) {
             for_each_cookie(cookie, |name, value| {
-                if let Some(slot) = self.cookies.get(name) {
-                    values.fill(slot, value);
-                }
+                values.fill_named(&self.cookies, self.cookie_slots, name, value)
             });
         }
         if let Some(target) = header(&self.path_header, values) {
-            let (path, query) = split_query(target);
-            if let Some(query) = query.filter(|_| !self.params.is_empty()) {
-                for_each_param(query, |name, value| {
-                    if let Some(slot) = self.params.get(name) {
-                        values.fill(slot, value);
-                    }
-                });
-            }
-            values.path = path;
+            values.path = if self.params.is_empty() {
+                // Path prefixes are tested on the whole target (see `Layout::check`): no
+                // search for the `?`.
+                target
+            } else {
+                let (path, query) = split_query(target);
+                if let Some(query) = query {
+                    for_each_param(query, |name, value| {
+                        values.fill_named(&self.params, self.param_slots, name, value)
+                    });
+                }
+                path
+            };
         }
         values.method = header(&self.method_header, values).unwrap_or(b"");
     }
@@ -323,6 +334,26 @@ impl<'r, R: Request> Values<'r, R> {
             *empty = Some(value);
             self.filled |= 1 << slot;
         }
+    }
+
+    /// Fill the slot of `name` in `table`, if it has one. Once every slot of the table
+    /// (`slots`) is filled, the rest of the cookie header or query string cannot matter (the
+    /// first occurrence of a name counts), and the walk over it stops.
+    #[inline(always)]
+    fn fill_named(
+        &mut self,
+        table: &StringTable,
+        slots: SlotSet,
+        name: &[u8],
+        value: &'r [u8],
+    ) -> ControlFlow<()> {
+        if let Some(slot) = table.get(name) {
+            self.fill(slot, value);
+            if self.filled & slots == slots {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     fn get(&self, read: &Read) -> Option<&'r [u8]> {
@@ -381,9 +412,17 @@ impl Layout {
             Matcher::Header { name, test } => value(self.header(name), test),
             Matcher::Cookie { name, test } => value(self.cookie(name), test),
             Matcher::Query { name, test } => value(self.param(name), test),
-            Matcher::PathPrefix { any_of } => {
-                Check::PathPrefix(any_of.iter().map(|p| Prefix::new(p.as_bytes())).collect())
-            }
+            // Tested on the whole `:path` when the plan reads no query parameter, which spares
+            // a search for the `?`: a path (the target before its first `?`) starts with a
+            // prefix exactly when the target does and the prefix holds no `?`. A prefix with a
+            // `?` never matches, with or without a query.
+            Matcher::PathPrefix { any_of } => Check::PathPrefix(
+                any_of
+                    .iter()
+                    .filter(|p| !p.contains('?'))
+                    .map(|p| Prefix::new(p.as_bytes()))
+                    .collect(),
+            ),
             Matcher::Method { any_of } => Check::Method(any_of.clone()),
             Matcher::SourceIp { any_of } => Check::SourceIp(any_of.clone()),
         }

@@ -442,3 +442,119 @@ fn names_past_the_slots_are_still_read() {
         assert_eq!(decision, plan.decide(&HeaderList::new(&headers)));
     }
 }
+
+/// The router's shortcuts on the cookie header and the query string, against `Plan::decide`:
+/// a walk that stops once every name it reads is found, and path prefixes tested on the whole
+/// `:path` when no parameter is read.
+#[test]
+fn shortcuts_decide_as_the_plan_does() {
+    let rule = |m: Matcher| Rule {
+        name: "r".into(),
+        all: vec![m],
+        action: Action::Pin { arm: 1 },
+    };
+    let cookie = |name: &str, test: Test| {
+        rule(Matcher::Cookie {
+            name: name.into(),
+            test,
+        })
+    };
+    let param = |name: &str, test: Test| {
+        rule(Matcher::Query {
+            name: name.into(),
+            test,
+        })
+    };
+    let prefix = |p: &[&str]| {
+        rule(Matcher::PathPrefix {
+            any_of: p.iter().map(|p| p.to_string()).collect(),
+        })
+    };
+    let exact = |v: &str| Test::Exact(v.into());
+    let plans = [
+        // Two cookies, one a prefix of the other; a name with `=`, read by name.
+        vec![
+            cookie("b", exact("1")),
+            cookie("beta", exact("2")),
+            cookie("a=b", exact("c")),
+        ],
+        vec![cookie("b", Test::Present), cookie("beta", Test::Absent)],
+        // Two parameters, one a prefix of the other, and a path prefix.
+        vec![
+            param("m", exact("")),
+            param("m2", exact("v2")),
+            prefix(&["/admin"]),
+        ],
+        vec![param("flag", Test::Present), param("a=b", exact("c"))],
+        // Path prefixes alone (tested on the whole `:path`), some holding a `?`.
+        vec![
+            prefix(&["/a?b", "/x"]),
+            prefix(&["/admin", "/v1?"]),
+            prefix(&["?", ""]),
+        ],
+        vec![
+            prefix(&["/v1/models"]),
+            rule(Matcher::Method {
+                any_of: vec!["GET".into()],
+            }),
+        ],
+    ];
+    let cookies = [
+        "",
+        ";",
+        ";;",
+        " ; ;b=1",
+        "b=1",
+        "b=1;b=2",
+        "b = 1; b=2",
+        "  b=1  ;beta=2",
+        "beta=2;b=0;b=1",
+        "bet=2; betaa=2; beta=2; b=1; b=3",
+        "b",
+        "b;beta=2",
+        "=;b=1",
+        "a=b=c; a=b",
+        "b=1=2; beta==2",
+    ];
+    let paths = [
+        "",
+        "/",
+        "?",
+        "/admin",
+        "/admin?x",
+        "/a?b",
+        "/a?bc",
+        "/x?m=1",
+        "/v1?",
+        "/v1?m",
+        "/v1?m=&m=v2",
+        "/v1?m2=v2&m=",
+        "/v1?m2&m2=v2",
+        "/v1?flag",
+        "/v1?flag=&&",
+        "/v1?&&m2=v2",
+        "/v1?a=b=c",
+        "/v1?m2=v2?m=1",
+        "/v1/models/fraud:predict?trace=1&m2=v2",
+    ];
+    for rules in plans {
+        let plan = Plan {
+            rules,
+            ..Plan::from_json(MINIMAL).unwrap()
+        };
+        let router = Router::new(plan.clone());
+        assert!(!router.by_name);
+        for cookie in cookies {
+            for path in paths {
+                let headers = [("cookie", cookie), (":path", path), (":method", "GET")];
+                let request = HeaderList::new(&headers);
+                assert_eq!(
+                    router.decide(&request),
+                    plan.decide(&request),
+                    "{cookie:?} {path:?} {:?}",
+                    plan.rules
+                );
+            }
+        }
+    }
+}
