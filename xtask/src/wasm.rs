@@ -4,6 +4,11 @@
 //! Route 2, a machine where rustup cannot download targets: Debian's `rustc-web` with its
 //! library source (`rust-web-src`), building std from source (`-Zbuild-std`) and linking with
 //! the rustup toolchain's `rust-lld`. Set `SERIN_WASM_ROUTE=rustup|debian` to force one.
+//!
+//! Both routes then run binaryen's `wasm-opt -Oz` on the module when `wasm-opt` is on PATH
+//! (`cargo xtask tools` installs Debian's `binaryen`); without it the module is used as linked,
+//! after a note. `SERIN_WASM_OPT=off` skips it. BENCHMARKS.md ("filter.wasm size") has the
+//! bytes each step saves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,8 +40,59 @@ fn build_module(root: &Path, package: &str, name: &str) -> Result<PathBuf, Strin
 }
 
 /// Build a workspace `cdylib` package for wasm32 with the `wasm` profile, by whichever route
-/// works here; returns the module cargo wrote (under the route's target dir).
+/// works here, and shrink it with `wasm-opt` when there is one; returns the module (under the
+/// route's target dir).
 pub fn build_wasm(root: &Path, package: &str) -> Result<PathBuf, String> {
+    let built = link_wasm(root, package)?;
+    optimize(&built)
+}
+
+/// The features the linked module uses, which binaryen must be told about (it assumes the MVP
+/// otherwise and rejects the module): rustc's wasm32 target emits `memory.copy`/`memory.fill`,
+/// sign-extension and saturating float-to-int instructions. Mutable globals are MVP-adjacent
+/// and harmless to allow. Nothing else is enabled, so wasm-opt cannot introduce other features
+/// (SIMD, reference types, …) that a host might not have.
+const WASM_OPT_FEATURES: [&str; 5] = [
+    "--mvp-features",
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+];
+
+/// `wasm-opt -Oz` from `module` to `<module>.opt.wasm` beside it (cargo's own output stays as
+/// linked, so a rebuild that changes nothing does not optimise twice); returns the module to
+/// use. Without `wasm-opt` (or with `SERIN_WASM_OPT=off`) that is `module` itself.
+fn optimize(module: &Path) -> Result<PathBuf, String> {
+    if std::env::var("SERIN_WASM_OPT").as_deref() == Ok("off") {
+        eprintln!("xtask: SERIN_WASM_OPT=off: not running wasm-opt");
+        return Ok(module.to_path_buf());
+    }
+    if output(Command::new("wasm-opt").arg("--version")).is_none() {
+        eprintln!(
+            "xtask: note: no wasm-opt on PATH (Debian: apt-get install binaryen, or `cargo xtask tools`); \
+             {} is used as linked, about 14% larger",
+            module.display()
+        );
+        return Ok(module.to_path_buf());
+    }
+    let out = module.with_extension("opt.wasm");
+    // A build that keeps its symbols (for twiggy) keeps them through wasm-opt too.
+    let keep_names = std::env::var("CARGO_PROFILE_WASM_STRIP").as_deref() == Ok("false");
+    shell::run(
+        Command::new("wasm-opt")
+            .arg("-Oz")
+            .args(WASM_OPT_FEATURES)
+            .args(keep_names.then_some("--debuginfo"))
+            .arg(module)
+            .arg("-o")
+            .arg(&out),
+    )?;
+    Ok(out)
+}
+
+/// The linking half of [`build_wasm`]: returns the module cargo wrote.
+fn link_wasm(root: &Path, package: &str) -> Result<PathBuf, String> {
     let forced = std::env::var("SERIN_WASM_ROUTE").ok();
     match forced.as_deref() {
         Some("debian") => build_with_debian_rust(root, package),
@@ -108,6 +164,28 @@ fn build_with_debian_rust(root: &Path, package: &str) -> Result<PathBuf, String>
         .ok_or("the host toolchain has no rust-lld to link wasm with")?;
     // A target dir of its own: another rustc must not invalidate the host builds' fingerprints.
     let target_dir = root.join("target/wasm-build");
+    let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if supports_immediate_abort() {
+        // std is built here anyway, so it can be built for `panic = "immediate-abort"`: a panic
+        // is a bare `unreachable` trap, as it already ends in one under `panic = "abort"`
+        // (the filter never unwinds either way), but without the panic machinery and the
+        // message formatting. The price: the SDK's panic hook no longer logs the message and
+        // location at `critical` before the trap; Envoy still logs the trap and the function.
+        rustflags.push_str(" -Zunstable-options -Cpanic=immediate-abort");
+    } else {
+        eprintln!(
+            "xtask: note: {DEBIAN_RUSTC} has no `-Cpanic=immediate-abort`; building with panic = \"abort\""
+        );
+    }
+    // std's own size-over-speed choices (smaller sort and formatting code paths; the same
+    // results). These features replace the default `panic-unwind`, which an abort build never
+    // uses.
+    let library = sysroot(DEBIAN_RUSTC)
+        .ok_or("cannot find Debian rustc's sysroot")?
+        .join("lib/rustlib/src/rust/library");
+    let std_features = std::fs::read_to_string(library.join("sysroot/Cargo.toml"))
+        .is_ok_and(|manifest| manifest.contains("optimize_for_size = "))
+        .then_some("-Zbuild-std-features=optimize_for_size");
     shell::run(
         shell::cargo()
             .current_dir(root)
@@ -121,6 +199,8 @@ fn build_with_debian_rust(root: &Path, package: &str) -> Result<PathBuf, String>
                 "-p",
                 package,
             ])
+            .args(std_features)
+            .env("RUSTFLAGS", rustflags.trim())
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", lld)
@@ -130,4 +210,21 @@ fn build_with_debian_rust(root: &Path, package: &str) -> Result<PathBuf, String>
         .join(TARGET)
         .join("wasm")
         .join(module_name(package)))
+}
+
+/// Whether Debian's rustc has the `immediate-abort` panic strategy (1.96 here; it replaced std's
+/// `panic_immediate_abort` feature, which older ones had and newer ones reject).
+fn supports_immediate_abort() -> bool {
+    output(
+        Command::new(DEBIAN_RUSTC)
+            .args([
+                "-Zunstable-options",
+                "-Cpanic=immediate-abort",
+                "--print",
+                "cfg",
+            ])
+            .args(["--target", TARGET])
+            .env("RUSTC_BOOTSTRAP", "1"),
+    )
+    .is_some_and(|cfg| cfg.lines().any(|l| l == "panic=\"immediate-abort\""))
 }
