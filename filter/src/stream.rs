@@ -22,7 +22,8 @@ pub struct Stream {
     /// The response body so far, kept (up to a bound) only when an outcome is read from it.
     body: Vec<u8>,
     body_too_long: bool,
-    responded: bool,
+    /// When the response headers came, once they have.
+    responded_ms: Option<u64>,
     /// A response whose headers arrived but whose end has not: it enters the rollout window only
     /// once it completes, so that an upstream reset mid-body counts as a reset, not as the status
     /// it began with.
@@ -55,7 +56,7 @@ impl Stream {
             set_cookie: None,
             body: Vec::new(),
             body_too_long: false,
-            responded: false,
+            responded_ms: None,
             unfinished: None,
         }
     }
@@ -70,10 +71,14 @@ impl HttpContext for Stream {
         };
         let router = worker.routing();
         let plan = router.plan();
-        // A client never picks its arm (nor its mirroring): drop what it sent before deciding.
-        self.set_http_request_header(&plan.routing_header, None);
-        if let Some(shadow) = &plan.shadow {
-            self.set_http_request_header(&shadow.header, None);
+        // A client never picks its arm (nor its mirroring). Setting the routing header below
+        // replaces whatever it sent; a decision that could read what it sent (the whole header
+        // map, or a hand-written plan naming these headers) must not see it at all.
+        if worker.strips_before_deciding {
+            self.set_http_request_header(&plan.routing_header, None);
+            if let Some(shadow) = &plan.shadow {
+                self.set_http_request_header(&shadow.header, None);
+            }
         }
         let headers = self.request_headers(&worker);
         let mut request = HeaderList::new(&headers);
@@ -90,8 +95,9 @@ impl HttpContext for Stream {
             decision.shadow = false;
         }
         self.set_http_request_header(&plan.routing_header, Some(&plan.arm(decision.arm).value));
-        if let Some(shadow) = plan.shadow.as_ref().filter(|_| decision.shadow) {
-            self.set_http_request_header(&shadow.header, Some("1"));
+        if let Some(shadow) = &plan.shadow {
+            let mirror = decision.shadow.then_some("1");
+            self.set_http_request_header(&shadow.header, mirror);
         }
         // The override token is a secret between testers and the proxy: upstreams never see it.
         if let Some(token) = plan.override_.as_ref().and_then(|o| o.token.as_ref()) {
@@ -132,8 +138,8 @@ impl HttpContext for Stream {
         let (Some(worker), Some(routed)) = (self.worker.clone(), self.routed.as_ref()) else {
             return Action::Continue;
         };
-        self.responded = true;
         let now = now_ms(self);
+        self.responded_ms = Some(now);
         let status = self
             .get_http_response_header(":status")
             .and_then(|s| s.parse().ok())
@@ -141,10 +147,13 @@ impl HttpContext for Stream {
         let latency_ms = now.saturating_sub(routed.started_ms);
         worker.metrics.response(routed.arm, status, latency_ms);
         if let Some(role) = routed.role {
-            // A reply Envoy made itself (no upstream answered) counts as an error of the arm.
-            let local = self
-                .get_property(vec!["response", "code_details"])
-                .is_some_and(|d| d != b"via_upstream");
+            // Whether Envoy made a 5xx itself (no upstream answered) tells an arm that is down
+            // from one that answers errors; a property read costs a host call, so only a 5xx
+            // pays it.
+            let local = status >= 500
+                && self
+                    .get_property(vec!["response", "code_details"])
+                    .is_some_and(|d| d != b"via_upstream");
             self.unfinished = Some(Unfinished {
                 role,
                 at_ms: now,
@@ -213,7 +222,7 @@ impl HttpContext for Stream {
         // A stream that ended before its response did was reset (by the client, the upstream or
         // a timeout): either no response headers came, or the body stopped short.
         let cut_short = self.unfinished.take();
-        if !self.responded || cut_short.is_some() {
+        if self.responded_ms.is_none() || cut_short.is_some() {
             worker.metrics.reset(routed.arm);
             if let Some(role) = routed.role {
                 worker.window.borrow_mut().record_reset(now_ms(self), role);
@@ -250,7 +259,8 @@ impl Stream {
                     .copied()
                     .unwrap_or(u16::MAX)
             };
-            let now = now_ms(self);
+            // The outcome belongs to the response: it counts when the response began.
+            let now = self.responded_ms.unwrap_or_else(|| now_ms(self));
             let mut window = worker.window.borrow_mut();
             for cell in worker.rollout.layout.cells_for(outcome as u8, value_of) {
                 window.record_outcome(now, role, cell, positive);

@@ -28,6 +28,9 @@ pub struct Worker {
     /// The request headers a request's decision (and its outcome labels) can read, fetched one
     /// by one; `None` when there are so many that fetching the whole map costs less.
     pub headers_read: Option<Vec<String>>,
+    /// Whether the routing and shadow headers a client sent must go before the decision reads
+    /// the request, rather than be replaced after it.
+    pub strips_before_deciding: bool,
     window_key: String,
     state_key: String,
 }
@@ -50,6 +53,12 @@ impl Worker {
         let needs_source_ip = plan.needs_source_ip();
         let reads_bodies = plan.outcomes.iter().any(|o| o.reads_body());
         let headers_read = headers_read(&plan);
+        let strips_before_deciding = headers_read.as_ref().is_none_or(|names| {
+            let shadow = plan.shadow.as_ref().map(|s| s.header.as_str());
+            names
+                .iter()
+                .any(|n| *n == plan.routing_header || Some(n.as_str()) == shadow)
+        });
         let routing = Router::new(plan.clone());
         let plan = Rc::new(plan);
         Worker {
@@ -62,6 +71,7 @@ impl Worker {
             needs_source_ip,
             reads_bodies,
             headers_read,
+            strips_before_deciding,
             window_key,
             state_key,
         }

@@ -71,7 +71,9 @@ pub struct Counters {
     pub requests: u32,
     /// Indexed by [`Class`].
     pub responses: [u32; 4],
-    /// Responses Envoy generated itself (no upstream answer); also counted in `responses`.
+    /// 5xx responses Envoy generated itself (no upstream answered); also counted in
+    /// `responses`. Other local replies (a direct response, a 4xx from a filter) are not told
+    /// apart: the filter asks Envoy only about a 5xx, because asking costs a host call.
     pub local_replies: u32,
     /// Streams reset before a response.
     pub resets: u32,
