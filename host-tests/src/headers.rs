@@ -70,7 +70,8 @@ impl HeaderMap {
 
     /// Store `key` lower-cased (as lossy text if it is not UTF-8, so that keys read as `&str`).
     fn store_key(&mut self, key: &[u8]) -> Range<usize> {
-        let range = if std::str::from_utf8(key).is_ok() {
+        // ASCII (every real header name) is UTF-8 and cheaper to check for.
+        let range = if key.is_ascii() || std::str::from_utf8(key).is_ok() {
             self.store(key)
         } else {
             self.store(String::from_utf8_lossy(key).as_bytes())
