@@ -5,6 +5,8 @@
 //! - `fraud_model`: the real `filter.wasm` with `examples/fraud-model.toml` compiled by the real
 //!   compiler; a new user per request, an age band, TF Serving's JSON answer (the policy reads
 //!   its outcome from `predictions[0]`). The issue's target: at most 2 µs.
+//! - `fraud_model_no_body`: the same, answered without a body: the life cycle as the issue
+//!   defines it (request headers, response headers, done), with no outcome to read.
 //! - `split_only`: the real `filter.wasm` with a hand-built 1% split and nothing to measure.
 //! - `empty_filter`: `bench/empty-filter`, which returns `Continue` from every callback: the
 //!   floor of the ABI's calls through this host, which no filter can go under.
@@ -13,7 +15,9 @@ mod workload;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serin_host_tests::Host;
-use workload::{empty_filter_wasm, filter_worker, fraud_plan, get, predict, split_plan};
+use workload::{
+    empty_filter_wasm, filter_worker, fraud_plan, get, predict, predict_no_body, split_plan,
+};
 
 fn lifecycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("lifecycle");
@@ -25,6 +29,12 @@ fn lifecycle(c: &mut Criterion) {
         b.iter(|| {
             user += 1;
             predict(&mut fraud, user);
+        })
+    });
+    group.bench_function("fraud_model_no_body", |b| {
+        b.iter(|| {
+            user += 1;
+            predict_no_body(&mut fraud, user);
         })
     });
     drop(fraud);

@@ -14,7 +14,9 @@
 mod workload;
 
 use serin_host_tests::{Host, Worker};
-use workload::{empty_filter_wasm, filter_worker, fraud_plan, get, predict, split_plan};
+use workload::{
+    empty_filter_wasm, filter_worker, fraud_plan, get, predict, predict_no_body, split_plan,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +24,7 @@ fn main() {
     let requests: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let (mut worker, send): (Worker, fn(&mut Worker, u64)) = match case {
         "fraud_model" => (filter_worker(fraud_plan()), predict),
+        "fraud_model_no_body" => (filter_worker(fraud_plan()), predict_no_body),
         "split_only" => (filter_worker(split_plan()), get),
         "empty_filter" => {
             let wasm = empty_filter_wasm().expect("build bench/empty-filter first");
@@ -31,7 +34,9 @@ fn main() {
                 predict,
             )
         }
-        other => panic!("unknown case `{other}`: fraud_model, split_only or empty_filter"),
+        other => panic!(
+            "unknown case `{other}`: fraud_model, fraud_model_no_body, split_only or empty_filter"
+        ),
     };
     // Warm up: first requests fault in pages and grow the module's heap.
     for user in 0..100 {

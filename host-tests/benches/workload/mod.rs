@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, to_value};
-use serin_host_tests::{Action, Host, Worker, filter_wasm};
+use serin_host_tests::{Action, Host, Stream, Worker, filter_wasm};
 use serin_policy::{
     Action as PlanAction, Arm, DEFAULT_ROUTING_HEADER, Fallback, HashSpec, KeySource, Lane,
     PLAN_FORMAT, Plan, Reduce, SERIN_SCALE, Split,
@@ -95,16 +95,7 @@ pub fn filter_worker(plan: String) -> Worker {
 
 /// A model inference call as the fraud example sees it.
 pub fn predict(worker: &mut Worker, user: u64) {
-    let mut s = worker
-        .request()
-        .method("POST")
-        .path("/v1/models/fraud:predict")
-        .authority("fraud.example.com")
-        .header("content-type", "application/json")
-        .header("user-agent", "bench/1.0")
-        .header("x-user-id", user.to_string())
-        .header("x-age-band", AGE_BANDS[user as usize % AGE_BANDS.len()]);
-    assert_eq!(s.send_headers().unwrap(), Action::Continue);
+    let mut s = send_prediction(worker, user);
     s.deliver_response_headers(
         &[
             (":status", "200"),
@@ -120,6 +111,29 @@ pub fn predict(worker: &mut Worker, user: u64) {
         Action::Continue
     );
     s.done().unwrap();
+}
+
+/// The life cycle (request headers, response headers, done) on the fraud example: the
+/// same call answered without a body, so no outcome is read.
+pub fn predict_no_body(worker: &mut Worker, user: u64) {
+    let mut s = send_prediction(worker, user);
+    s.deliver_response_headers(&[(":status", "200"), ("x-served-by", "fraud-v1")], true)
+        .unwrap();
+    s.done().unwrap();
+}
+
+fn send_prediction(worker: &mut Worker, user: u64) -> Stream<'_> {
+    let mut s = worker
+        .request()
+        .method("POST")
+        .path("/v1/models/fraud:predict")
+        .authority("fraud.example.com")
+        .header("content-type", "application/json")
+        .header("user-agent", "bench/1.0")
+        .header("x-user-id", user.to_string())
+        .header("x-age-band", AGE_BANDS[user as usize % AGE_BANDS.len()]);
+    assert_eq!(s.send_headers().unwrap(), Action::Continue);
+    s
 }
 
 /// A GET without a body, answered without a body.
