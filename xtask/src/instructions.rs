@@ -1,6 +1,7 @@
 //! `cargo xtask bench-instructions [--requests N] [--no-write]`: how many instructions the front
 //! Envoy executes per request under each config of the load bench (direct-response routes),
-//! counted by valgrind's callgrind.
+//! counted by valgrind's callgrind. For experiments, `--only b′,d` counts some configs (by
+//! letter) and `--filter-wasm PATH` a variant of the filter built elsewhere; neither writes.
 //!
 //! The load bench's requests per second move by 10% or more from run to run on a shared
 //! machine; an instruction count does not: the same binary, config and requests give the same
@@ -36,6 +37,9 @@ const CONFIGS: [Filter; 5] = [
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut requests = 2_000u32;
     let mut write = true;
+    // For experiments: some configs only, and a variant of the filter built elsewhere.
+    let mut only: Option<Vec<String>> = None;
+    let mut filter_wasm: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -47,6 +51,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                     .ok_or("--requests takes a positive number")?;
             }
             "--no-write" => write = false,
+            "--only" => {
+                let letters = it.next().ok_or("--only takes config letters, e.g. b,d")?;
+                only = Some(letters.split(',').map(str::to_owned).collect::<Vec<_>>());
+            }
+            "--filter-wasm" => {
+                let path = it.next().ok_or("--filter-wasm takes a module path")?;
+                filter_wasm = Some(PathBuf::from(path));
+            }
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -67,11 +79,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let setup = Setup {
         plan: &plan,
         split_plan: &split_plan,
-        serin_wasm: wasm::build_filter(root)?,
+        serin_wasm: match filter_wasm {
+            Some(path) => path,
+            None => wasm::build_filter(root)?,
+        },
         empty_wasm: wasm::build_wasm(root, "serin-bench-empty-filter")?,
     };
     let mut rows = Vec::new();
-    for which in CONFIGS {
+    let chosen = |f: &Filter| only.as_ref().is_none_or(|o| o.iter().any(|l| l == f.letter()));
+    for which in CONFIGS.into_iter().filter(chosen) {
         let per_request = count(root, &envoy, &setup, which, requests)?;
         eprintln!(
             "instructions: ({}) {}: {per_request:.0} per request",
@@ -82,7 +98,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     let section = report(&rows, requests);
     print!("{section}");
-    if write {
+    if write && only.is_none() {
         crate::bench::write_section(&root.join("BENCHMARKS.md"), SECTION, &section)?;
         eprintln!("instructions: BENCHMARKS.md updated");
     }
