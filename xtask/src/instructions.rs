@@ -86,7 +86,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         empty_wasm: wasm::build_wasm(root, "serin-bench-empty-filter")?,
     };
     let mut rows = Vec::new();
-    let chosen = |f: &Filter| only.as_ref().is_none_or(|o| o.iter().any(|l| l == f.letter()));
+    let chosen = |f: &Filter| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|l| l == f.letter()))
+    };
     for which in CONFIGS.into_iter().filter(chosen) {
         let per_request = count(root, &envoy, &setup, which, requests)?;
         eprintln!(
