@@ -173,10 +173,11 @@ impl Worker {
     }
 }
 
-/// Past this many headers a request costs less to read as the whole map than name by name. In
-/// Envoy each read is a host call that looks the name up and copies its value into the VM, while
-/// the whole map is one call that serializes every header (about 12 k instructions of the front
-/// Envoy for a browser's request, against about 1 k for one header: BENCHMARKS.md).
+/// Past this many names a request is read as the whole map. In Envoy what a read costs is the
+/// value's trip into the VM (Envoy calls the module's allocator, about 10 k instructions), which
+/// a present header and the whole map pay once each and an absent header not at all; so names
+/// are never dearer than the map there, and cheaper in the wasmtime host. Only a plan naming
+/// many headers, most of them present, is better off with the map (BENCHMARKS.md).
 const MAX_HEADERS_BY_NAME: usize = 8;
 
 /// What [`Worker::headers_read`] holds for `plan`: the headers routing reads, and the segments'
