@@ -95,9 +95,12 @@ impl HttpContext for Stream {
             decision.shadow = false;
         }
         self.set_http_request_header(&plan.routing_header, Some(&plan.arm(decision.arm).value));
-        if let Some(shadow) = &plan.shadow {
-            let mirror = decision.shadow.then_some("1");
-            self.set_http_request_header(&shadow.header, mirror);
+        // Mark a request to mirror; otherwise drop a client's mark, unless it went already.
+        if let Some(shadow) = plan.shadow.as_ref() {
+            if decision.shadow || !worker.strips_before_deciding {
+                let mirror = decision.shadow.then_some("1");
+                self.set_http_request_header(&shadow.header, mirror);
+            }
         }
         // The override token is a secret between testers and the proxy: upstreams never see it.
         if let Some(token) = plan.override_.as_ref().and_then(|o| o.token.as_ref()) {
