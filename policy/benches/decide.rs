@@ -9,56 +9,19 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serin_policy::{HeaderList, Plan, Router, murmur3_x86_32};
+use workload::{HEADERS, fetched_headers, split_only_plan, ten_rule_plan};
 
-/// Ten rules over headers, cookies, query, path and method, then a 5% split by user id.
-fn ten_rule_plan() -> Plan {
-    let rules: Vec<String> = (0..10)
-        .map(|i| {
-            let matcher = match i % 5 {
-                0 => format!(r#"{{"header":{{"name":"x-tester-{i}","test":{{"exact":"yes"}}}}}}"#),
-                1 => format!(r#"{{"cookie":{{"name":"beta{i}","test":"present"}}}}"#),
-                2 => format!(r#"{{"query":{{"name":"m{i}","test":{{"exact":"v2"}}}}}}"#),
-                3 => format!(r#"{{"path_prefix":{{"any_of":["/admin{i}"]}}}}"#),
-                _ => format!(r#"{{"header":{{"name":"x-region","test":{{"any_of":["ap-{i}","eu-{i}","us-{i}"]}}}}}}"#),
-            };
-            format!(r#"{{"name":"r{i}","all":[{matcher}],"action":{{"pin":{{"arm":1}}}}}}"#)
-        })
-        .collect();
-    let json = format!(
-        r#"{{"format":1,"policy":"bench","digest":"","routing_header":"x-serin-arm",
-        "arms":[{{"name":"stable","value":"stable"}},{{"name":"canary","value":"canary"}}],"stable":0,
-        "rules":[{}],"default":{{"split":{{"split":0}}}},
-        "splits":[{{"key":[{{"header":"x-user-id"}}],"hash":{{"seed":1234,"reduce":{{"mul_shift":{{"scale":10000}}}}}},
-        "lanes":[{{"arm":1,"start":0,"end":500}}],"rest":0,"fallback":{{"arm":{{"arm":0}}}}}}]}}"#,
-        rules.join(",")
-    );
-    Plan::from_json(json.as_bytes()).expect("bench plan is valid")
-}
+mod workload;
 
 fn bench(c: &mut Criterion) {
     let plan = ten_rule_plan();
     assert_eq!(plan.rules.len(), 10);
-    let headers = [
-        (":method", "POST"),
-        (":path", "/v1/models/fraud:predict?trace=1"),
-        ("host", "fraud.models.svc"),
-        ("content-type", "application/json"),
-        ("cookie", "session=abc; theme=dark"),
-        ("x-user-id", "user-8d3f2a91"),
-        ("x-region", "sa-east"),
-        ("user-agent", "bench/1.0"),
-    ];
+    let headers = HEADERS;
     let router = Router::new(plan.clone());
     c.bench_function("decide/10-rule policy, all rules miss, split", |b| {
         b.iter(|| router.decide(black_box(&HeaderList::new(&headers))))
     });
-    // What the filter hands the router: only the headers the plan reads, fetched by name
-    // (`Plan::headers_read`), in that order.
-    let read = plan.headers_read();
-    let fetched: Vec<(&str, &str)> = read
-        .iter()
-        .filter_map(|name| headers.iter().find(|(k, _)| k == name).copied())
-        .collect();
+    let fetched = fetched_headers(&plan);
     c.bench_function(
         "decide/10-rule policy, all rules miss, split (the headers the filter fetches)",
         |b| b.iter(|| router.decide(black_box(&HeaderList::new(&fetched)))),
@@ -70,8 +33,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bucketing/murmur3 of a 13-byte key", |b| {
         b.iter(|| murmur3_x86_32(b"", black_box(b"user-8d3f2a91"), 1234))
     });
-    let mut split_only = plan.clone();
-    split_only.rules.clear();
+    let split_only = split_only_plan();
     let split_only_router = Router::new(split_only.clone());
     c.bench_function("decide/split only (no rules)", |b| {
         b.iter(|| split_only_router.decide(black_box(&HeaderList::new(&headers))))
