@@ -28,6 +28,11 @@ const WHOLE: usize = 16;
 pub(super) struct StringTable {
     /// One bit per [`filter_bit`] of an entry.
     filter: u64,
+    /// For each filter bit, the entry that alone has it (its index plus one), or 0 when several
+    /// share it (or more than 255 entries make a set): a name the filter passes is then
+    /// compared with one entry, without finding its length group or searching it. Most of a
+    /// request's names that pass are in the table (`:path`, `cookie`), and names are few.
+    only: [u8; 64],
     /// The entries of length group `g` are `entries[starts[g]..starts[g + 1]]`.
     starts: Vec<u32>,
     entries: Vec<Entry>,
@@ -89,10 +94,22 @@ impl StringTable {
             }));
             starts.push(entries.len() as u32);
         }
+        let mut only = [0u8; 64];
+        let mut sharers = [0usize; 64];
+        for e in &entries {
+            sharers[filter_index(&e.bytes) as usize] += 1;
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let bit = filter_index(&e.bytes) as usize;
+            if sharers[bit] == 1 {
+                only[bit] = u8::try_from(i + 1).unwrap_or(0);
+            }
+        }
         StringTable {
             filter: entries
                 .iter()
                 .fold(0, |bits, e| bits | filter_bit(&e.bytes)),
+            only,
             starts,
             entries,
         }
@@ -116,9 +133,16 @@ impl StringTable {
     /// The slot of `s`, if the table holds it.
     #[inline(always)]
     pub(super) fn get(&self, s: &[u8]) -> Option<Slot> {
-        if self.filter & filter_bit(s) == 0 {
-            None
-        } else if s.len() <= WHOLE {
+        let bit = filter_index(s);
+        if self.filter & 1 << bit == 0 {
+            return None;
+        }
+        let only = self.only.get(bit as usize).copied().unwrap_or(0);
+        if only != 0 && s.len() <= WHOLE {
+            let e = self.entries.get(usize::from(only) - 1)?;
+            return (e.bytes.len() == s.len() && e.key == Key::of(s)).then_some(e.slot);
+        }
+        if s.len() <= WHOLE {
             self.search_by_key(s)
         } else {
             self.search_by_bytes(s)
@@ -169,11 +193,17 @@ impl StringTable {
 /// `user-agent`) and so are names with one last byte (`-id`), but rarely both.
 #[inline(always)]
 fn filter_bit(s: &[u8]) -> u64 {
+    1 << filter_index(s)
+}
+
+/// The index of [`filter_bit`].
+#[inline(always)]
+fn filter_index(s: &[u8]) -> u32 {
     let last = s.last().copied().unwrap_or(0);
-    1 << ((s.len() as u32)
+    (s.len() as u32)
         .wrapping_mul(7)
         .wrapping_add(u32::from(last))
-        % 64)
+        % 64
 }
 
 #[cfg(test)]
@@ -259,6 +289,36 @@ mod tests {
         ];
         for miss in misses {
             assert_eq!(table.get(miss.as_bytes()), None, "{miss}");
+        }
+    }
+
+    #[test]
+    fn a_string_on_the_filter_bit_of_one_entry_is_compared_with_it() {
+        let strings: Vec<String> = ["abcda", ":path", "cookie", "x-user-id"]
+            .map(String::from)
+            .into();
+        let table = table_of(&strings);
+        for (i, s) in strings.iter().enumerate() {
+            assert_ne!(table.only[filter_index(s.as_bytes()) as usize], 0, "{s:?}");
+            assert_eq!(table.get(s.as_bytes()), Some(i as Slot), "{s:?}");
+        }
+        // On the bit of an entry that alone has it: of its length and last byte, of another
+        // length (7 * 6 + b'Z' and 7 * 5 + b'a' agree modulo 64), longer than a key (69 bytes).
+        let long = format!("{}a", "x".repeat(68));
+        let misses = [
+            "abcea",
+            "bbcda",
+            "abcdeZ",
+            ":pbth",
+            "x-user-Id",
+            long.as_str(),
+        ];
+        for miss in misses {
+            assert!(
+                table.filter & filter_bit(miss.as_bytes()) != 0,
+                "{miss:?} passes the filter"
+            );
+            assert_eq!(table.get(miss.as_bytes()), None, "{miss:?}");
         }
     }
 
