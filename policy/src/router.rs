@@ -61,8 +61,6 @@ pub struct Router {
     method_header: Option<Read>,
     override_: Option<OverrideReads>,
     rules: Vec<RouteRule>,
-    /// Every rule's checks, in rule order, in one array: walking the rules reads memory in order.
-    checks: Vec<Check>,
     /// For each of the plan's splits, where each source of its key chain is read.
     keys: Vec<Vec<Read>>,
 }
@@ -90,9 +88,9 @@ struct RouteRule {
     /// skips the rule with one test, which is what most requests do with most rules (a tester's
     /// header, a beta cookie).
     needs: SlotSet,
-    /// Where this rule's checks are in [`Router::checks`]: kept in the rule rather than
-    /// carried from the previous one, so that a skipped rule costs only its bit test.
-    checks: (u32, u32),
+    /// The rule's own checks: a range into one array of every rule's checks cost a bounds
+    /// check per rule tested.
+    checks: Box<[Check]>,
     action: Action,
 }
 
@@ -174,17 +172,14 @@ impl Router {
             wanted: layout.header(&o.header),
             token: o.token.as_ref().map(|t| layout.header(&t.header)),
         });
-        let mut checks = Vec::new();
         let rules = plan
             .rules
             .iter()
             .map(|rule| {
-                let start = checks.len();
-                checks.extend(rule.all.iter().map(|m| layout.check(m)));
+                let checks: Box<[Check]> = rule.all.iter().map(|m| layout.check(m)).collect();
                 RouteRule {
-                    needs: checks[start..].iter().fold(0, |set, c| set | c.needs()),
-                    // Far fewer than 2^32 checks: a plan from JSON is at most 4 MiB.
-                    checks: (start as u32, checks.len() as u32),
+                    needs: checks.iter().fold(0, |set, c| set | c.needs()),
+                    checks,
                     action: rule.action,
                 }
             })
@@ -221,7 +216,6 @@ impl Router {
             method_header,
             override_,
             rules,
-            checks,
             keys,
             plan,
         }
@@ -257,16 +251,14 @@ impl Router {
                 return Decision::fixed(arm, Reason::Override);
             }
         }
+        // Read once, not once per rule (the closure's borrow of `values` kept it in memory).
+        let filled = values.filled;
         let (action, reason) = self
             .rules
             .iter()
             .enumerate()
             .find(|(_, rule)| {
-                values.filled & rule.needs == rule.needs && {
-                    let (start, end) = rule.checks;
-                    let checks = self.checks.get(start as usize..end as usize);
-                    checks.is_some_and(|checks| checks.iter().all(|c| c.holds(&values)))
-                }
+                filled & rule.needs == rule.needs && rule.checks.iter().all(|c| c.holds(&values))
             })
             .map_or((plan.default, Reason::Default), |(i, rule)| {
                 (rule.action, Reason::Rule(i as u16))
@@ -329,8 +321,9 @@ struct Values<'r, R> {
 impl<'r, R: Request> Values<'r, R> {
     fn fill(&mut self, slot: Slot, value: &'r [u8]) {
         // A repeated name: the first one counts, as in `Request::header`, `cookie_value` and
-        // `query_value`.
-        if let Some(empty @ None) = self.slots.get_mut(usize::from(slot)) {
+        // `query_value`. Every slot is below `MAX_SLOTS`: the remainder spares a bounds check.
+        let empty = &mut self.slots[usize::from(slot) % MAX_SLOTS];
+        if empty.is_none() {
             *empty = Some(value);
             self.filled |= 1 << slot;
         }
@@ -356,9 +349,15 @@ impl<'r, R: Request> Values<'r, R> {
         ControlFlow::Continue(())
     }
 
+    /// The value in a slot, without a bounds check, as in `fill`.
+    #[inline(always)]
+    fn slot(&self, slot: Slot) -> Option<&'r [u8]> {
+        self.slots[usize::from(slot) % MAX_SLOTS]
+    }
+
     fn get(&self, read: &Read) -> Option<&'r [u8]> {
         match read {
-            Read::Slot(slot) => self.slots.get(usize::from(*slot)).copied().flatten(),
+            Read::Slot(slot) => self.slot(*slot),
             Read::ByName(source) => source.read(self.req),
         }
     }
