@@ -195,7 +195,13 @@ impl Host {
     }
 
     pub fn with_config(wasm: &[u8], config: HostConfig) -> Result<Host> {
-        let engine = Engine::new(&wasmtime::Config::new()).map_err(wt)?;
+        let mut wconfig = wasmtime::Config::new();
+        if std::env::var_os("SERIN_HOST_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0") {
+            // `/tmp/perf-<pid>.map` names the JIT-compiled functions for `perf report`, or for
+            // matching callgrind's unnamed frames to the module's functions by address.
+            wconfig.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&wconfig).map_err(wt)?;
         let module = Module::new(&engine, wasm)
             .map_err(wt)
             .context("compiling the module")?;
