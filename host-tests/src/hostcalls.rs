@@ -1,6 +1,8 @@
 //! The `env.proxy_*` functions, with the status codes Envoy 1.40 returns (its
 //! `source/extensions/common/wasm/context.cc` on top of proxy-wasm-cpp-host's `exports.cc`).
 
+use std::borrow::Cow;
+
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
@@ -8,7 +10,7 @@ use crate::headers::HeaderMap;
 use crate::pairs;
 use crate::properties;
 use crate::shared::MetricValue;
-use crate::state::{ContextKind, ForeignCall, HostState, HttpCall, LocalResponse};
+use crate::state::{ContextKind, ForeignCallRecord, HostState, HttpCall, LocalResponse};
 
 pub(crate) type Ctx<'a> = Caller<'a, HostState>;
 type WResult<T> = wasmtime::Result<T>;
@@ -1116,8 +1118,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
         "proxy_call_foreign_function",
         |mut c: Ctx<'_>, np: i32, ns: i32, ap: i32, asz: i32, rpp: i32, rsp: i32| {
             allowed(&c, "proxy_call_foreign_function")?;
-            let (name, args) = match (read(&c, np, ns), read(&c, ap, asz)) {
-                (Ok(n), Ok(a)) => (String::from_utf8_lossy(&n).into_owned(), a),
+            let (memory, d) = memory_and_state(&mut c);
+            let (name, args) = match (slice(memory, np, ns), slice(memory, ap, asz)) {
+                (Ok(name), Ok(args)) => (name, args),
                 _ => {
                     return ret(
                         &c,
@@ -1127,37 +1130,37 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     );
                 }
             };
-            let st = match name.as_str() {
-                // Envoy >= 1.33: clears the stream's route cache; no results.
-                "clear_route_cache" => {
-                    if let Some(s) = c.data_mut().stream_mut() {
-                        s.route_cache_clears += 1;
-                    }
-                    let mut st = Status::Ok;
-                    if rpp != 0 && write_u32(&mut c, rpp, 0).is_err() {
-                        st = Status::InvalidMemoryAccess;
-                    }
-                    if rsp != 0 && write_u32(&mut c, rsp, 0).is_err() {
-                        st = Status::InvalidMemoryAccess;
-                    }
-                    st
-                }
-                _ => Status::NotFound,
+            // The log keeps a known function's name without allocating: the filter clears
+            // the route cache on every request it routes.
+            let (name, known): (Cow<'static, str>, bool) = match name {
+                b"clear_route_cache" => (Cow::Borrowed("clear_route_cache"), true),
+                other => (String::from_utf8_lossy(other).into_owned().into(), false),
             };
-            let d = c.data_mut();
-            let context_id = d.context();
-            d.foreign_calls.push(ForeignCall {
+            let (args, context_id) = (args.to_vec(), d.context());
+            let mut status = Status::NotFound;
+            if known {
+                // Envoy >= 1.33: clears the stream's route cache; no results.
+                if let Some(s) = d.stream_mut() {
+                    s.route_cache_clears += 1;
+                }
+                status = Status::Ok;
+                for at in [rpp, rsp] {
+                    if at != 0 && write_u32(&mut c, at, 0).is_err() {
+                        status = Status::InvalidMemoryAccess;
+                    }
+                }
+            }
+            c.data_mut().foreign_calls.push(ForeignCallRecord {
                 context_id,
-                name: name.clone(),
+                name,
                 args,
-                status: st,
+                status,
             });
-            ret(
-                &c,
-                "proxy_call_foreign_function",
-                || format!("{name:?}"),
-                st,
-            )
+            let shown = |c: &Ctx<'_>| {
+                let last = c.data().foreign_calls.last();
+                format!("{:?}", last.map_or("", |call| &call.name))
+            };
+            ret(&c, "proxy_call_foreign_function", || shown(&c), status)
         },
     )?;
 

@@ -623,7 +623,12 @@ impl Worker {
 
     /// Every foreign function the module called, in order.
     pub fn foreign_calls(&self) -> Vec<ForeignCall> {
-        self.store.data().foreign_calls.clone()
+        self.store
+            .data()
+            .foreign_calls
+            .iter()
+            .map(ForeignCall::from)
+            .collect()
     }
 
     /// The stats store (shared by all workers of the host).

@@ -58,6 +58,27 @@ pub struct LocalResponse {
     pub grpc_status: Option<u32>,
 }
 
+/// One `proxy_call_foreign_function` as the host logs it: a known function's name is not
+/// allocated per call.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignCallRecord {
+    pub context_id: u32,
+    pub name: std::borrow::Cow<'static, str>,
+    pub args: Vec<u8>,
+    pub status: crate::abi::Status,
+}
+
+impl From<&ForeignCallRecord> for ForeignCall {
+    fn from(r: &ForeignCallRecord) -> ForeignCall {
+        ForeignCall {
+            context_id: r.context_id,
+            name: r.name.clone().into_owned(),
+            args: r.args.clone(),
+            status: r.status,
+        }
+    }
+}
+
 /// One `proxy_call_foreign_function` the filter made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignCall {
@@ -176,7 +197,7 @@ pub(crate) struct HostState {
     /// A defined metric's id -> its type and its slot in the stats store.
     pub metric_ids: ById<(MetricType, usize)>,
     pub next_metric_id: [u32; 3],
-    pub foreign_calls: Vec<ForeignCall>,
+    pub foreign_calls: Vec<ForeignCallRecord>,
     pub http_calls: BTreeMap<u32, HttpCall>,
     pub next_http_call: u32,
     pub http_call_response: Option<HttpCallResponse>,
