@@ -78,7 +78,8 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 /// cookie it reads).
 ///
 /// A loop, not a chain of iterator adapters, so that it and `visit` inline into the router's
-/// pass (the adapters' closures did not, and cost a call per pair).
+/// pass (the adapters' closures did not, and cost a call per pair). Each pair is searched once,
+/// for its end and its first `=` together.
 #[inline]
 pub(crate) fn for_each_cookie<'a>(
     header: &'a [u8],
@@ -86,23 +87,36 @@ pub(crate) fn for_each_cookie<'a>(
 ) {
     let mut rest = header;
     loop {
-        let end = find_byte(rest, b';');
-        let pair = rest[..end.unwrap_or(rest.len())].trim_ascii_start();
-        if let Some(eq) = find_byte(pair, b'=')
-            && visit(&pair[..eq], pair[eq + 1..].trim_ascii_end()).is_break()
+        let (end, eq) = find_pair(rest, b';');
+        let pair = rest.get(..end.unwrap_or(rest.len())).unwrap_or(rest);
+        // Spaces before the name are no `=`: the pair's first `=` is its trimmed name's.
+        if let Some(eq) = eq
+            && let (Some(name), Some(value)) = (pair.get(..eq), pair.get(eq + 1..))
+            && visit(name.trim_ascii_start(), trim_end(value)).is_break()
         {
             return;
         }
-        match end {
-            Some(at) => rest = &rest[at + 1..],
+        match end.and_then(|at| rest.get(at + 1..)) {
+            Some(next) => rest = next,
             None => return,
         }
     }
 }
 
+/// `value.trim_ascii_end()`, at the cost of one test for a value with no trailing space (nearly
+/// every one).
+#[inline(always)]
+fn trim_end(value: &[u8]) -> &[u8] {
+    match value.last() {
+        Some(last) if last.is_ascii_whitespace() => value.trim_ascii_end(),
+        _ => value,
+    }
+}
+
 /// Visit every parameter of a query string, read as [`query_value`] reads them: a parameter
 /// without `=` has the empty value. For names without `=`, `query_value(q, n)` is the value of
-/// the first parameter named `n`. A loop, and stopped, as [`for_each_cookie`] is.
+/// the first parameter named `n`. A loop, searched once per pair, and stopped, as
+/// [`for_each_cookie`] is.
 #[inline]
 pub(crate) fn for_each_param<'a>(
     query: &'a [u8],
@@ -110,16 +124,60 @@ pub(crate) fn for_each_param<'a>(
 ) {
     let mut rest = query;
     loop {
-        let end = find_byte(rest, b'&');
-        let pair = &rest[..end.unwrap_or(rest.len())];
-        let visited = match find_byte(pair, b'=') {
-            Some(eq) => visit(&pair[..eq], &pair[eq + 1..]),
-            None => visit(pair, b""),
-        };
-        match end {
-            Some(at) if visited.is_continue() => rest = &rest[at + 1..],
+        let (end, eq) = find_pair(rest, b'&');
+        let pair = rest.get(..end.unwrap_or(rest.len())).unwrap_or(rest);
+        // One call of `visit`, so that it inlines.
+        let (name, value) = eq
+            .and_then(|eq| Some((pair.get(..eq)?, pair.get(eq + 1..)?)))
+            .unwrap_or((pair, b""));
+        let visited = visit(name, value);
+        match end.and_then(|at| rest.get(at + 1..)) {
+            Some(next) if visited.is_continue() => rest = next,
             _ => return,
         }
+    }
+}
+
+/// The first `end` byte of `bytes`, and its first `=` if that comes before: where the pair at
+/// the start of `bytes` ends and where its name does, in one pass over the pair.
+#[inline(always)]
+fn find_pair(bytes: &[u8], end: u8) -> (Option<usize>, Option<usize>) {
+    let (ends_in, eqs_in) = (matches(end), matches(b'='));
+    let before = |eq: Option<usize>, end: Option<usize>| {
+        (end, eq.filter(|&eq| end.is_none_or(|end| eq < end)))
+    };
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let (words, _) = bytes.as_chunks::<8>();
+        let mut eq = None;
+        for (i, word) in words.iter().enumerate() {
+            let word = u64::from_le_bytes(*word);
+            if eq.is_none() {
+                eq = first_match(eqs_in(word)).map(|at| i * 8 + at);
+            }
+            if let Some(at) = first_match(ends_in(word)) {
+                return before(eq, Some(i * 8 + at));
+            }
+        }
+        // The last eight bytes overlap words already searched, which hold no end, and no `=`
+        // unless one was found already.
+        let word = u64::from_le_bytes(*last);
+        let base = bytes.len() - 8;
+        if eq.is_none() {
+            eq = first_match(eqs_in(word)).map(|at| base + at);
+        }
+        before(eq, first_match(ends_in(word)).map(|at| base + at))
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // Four to seven bytes: the first four and the last four (overlapping) as one word.
+        let word =
+            u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32;
+        let at = |at: usize| if at < 4 { at } else { bytes.len() + at - 8 };
+        before(
+            first_match(eqs_in(word)).map(at),
+            first_match(ends_in(word)).map(at),
+        )
+    } else {
+        let eq = bytes.iter().position(|&b| b == b'=');
+        before(eq, bytes.iter().position(|&b| b == end))
     }
 }
 
@@ -139,33 +197,43 @@ pub(crate) fn split_query(target: &[u8]) -> (&[u8], Option<&[u8]>) {
 /// dispatch costs as much as it saves on values this short.
 #[inline]
 pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    // The high bit of each byte of `word` equal to `byte`, and perhaps of later bytes next to
-    // one, but never of an earlier byte: the lowest set bit marks the first match.
-    let first_match = |word: u64| {
-        let x = word ^ (ONES * u64::from(byte));
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        (zeros != 0).then(|| zeros.trailing_zeros() as usize / 8)
-    };
+    let matches_in = matches(byte);
     if let Some(last) = bytes.last_chunk::<8>() {
         let (words, _) = bytes.as_chunks::<8>();
         for (i, word) in words.iter().enumerate() {
-            if let Some(at) = first_match(u64::from_le_bytes(*word)) {
+            if let Some(at) = first_match(matches_in(u64::from_le_bytes(*word))) {
                 return Some(i * 8 + at);
             }
         }
         // The last eight bytes overlap words already searched, which hold no match, so the
         // first match in them is past those.
-        first_match(u64::from_le_bytes(*last)).map(|at| bytes.len() - 8 + at)
+        first_match(matches_in(u64::from_le_bytes(*last))).map(|at| bytes.len() - 8 + at)
     } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         // Four to seven bytes: the first four and the last four (overlapping) as one word.
         let word =
             u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << 32;
-        first_match(word).map(|at| if at < 4 { at } else { bytes.len() + at - 8 })
+        first_match(matches_in(word)).map(|at| if at < 4 { at } else { bytes.len() + at - 8 })
     } else {
         bytes.iter().position(|&b| b == byte)
     }
+}
+
+/// For a word, the high bit of each of its bytes equal to `byte`, and perhaps of later bytes
+/// next to one, but never of an earlier byte: the lowest set bit marks the first match.
+#[inline(always)]
+fn matches(byte: u8) -> impl Fn(u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    move |word| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+}
+
+/// The index of the byte that the lowest bit of `matches` marks.
+#[inline(always)]
+fn first_match(matches: u64) -> Option<usize> {
+    (matches != 0).then(|| matches.trailing_zeros() as usize / 8)
 }
 
 /// The raw (not percent-decoded) value of parameter `name` in a query string.
@@ -239,10 +307,41 @@ mod tests {
     }
 
     #[test]
+    fn find_pair_finds_the_end_and_the_first_eq_before_it() {
+        // Every length up to 40, with the end and an `=` at every position (or none), more of
+        // both after them, and bytes next to them one below and one above.
+        for len in 0..40 {
+            for end in 0..=len {
+                for eq in 0..=len {
+                    let mut bytes = vec![b'a'; len];
+                    for (at, byte) in [(eq, b'='), (end, b';')] {
+                        if at < len {
+                            bytes.iter_mut().skip(at).step_by(5).for_each(|b| *b = byte);
+                            if at > 0 && bytes[at - 1] == b'a' {
+                                bytes[at - 1] = byte - 1;
+                            }
+                            if at + 1 < len && bytes[at + 1] == b'a' {
+                                bytes[at + 1] = byte + 1;
+                            }
+                        }
+                    }
+                    let end = bytes.iter().position(|&b| b == b';');
+                    let eq = bytes[..end.unwrap_or(len)].iter().position(|&b| b == b'=');
+                    assert_eq!(find_pair(&bytes, b';'), (end, eq), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn pairs_are_read_as_cookie_value_and_query_value_read_them() {
         let headers = [
             "a=1; b=2",
             " a = 1 ;;b=;c",
+            "\t a=1\t;  b=2 \r\n; c",
+            "no-eq; a=b=c; long-name-of-a-cookie=and-a-longer-value-than-eight ;x=",
+            "noeq;noeq2;z=1",
+            "a;b",
             "x=y=z; =v;a=1 ",
             "",
             ";",
