@@ -20,6 +20,11 @@
 //! A [`Host`] is one Envoy process: the compiled module, the virtual clock, shared data, shared
 //! queues and the stats store. Each [`Worker`] is one worker thread's VM, with its own wasmtime
 //! `Store` holding all of its host state. Nothing is global, so tests run in parallel.
+//!
+//! For debugging a filter: `SERIN_HOST_TRACE=1` prints every host↔VM call (or
+//! [`HostConfig::trace`]); `SERIN_HOST_PERFMAP=1` has wasmtime write `/tmp/perf-<pid>.map`, which
+//! names the module's JIT-compiled functions in `perf report` (build the module with
+//! `CARGO_PROFILE_WASM_STRIP=false` to keep its names).
 
 #![forbid(unsafe_code)]
 
