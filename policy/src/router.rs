@@ -253,14 +253,16 @@ impl Router {
         }
         // Read once, not once per rule (the closure's borrow of `values` kept it in memory).
         let filled = values.filled;
+        // The matching rule's index from its place: counting the rules as they were skipped took
+        // a register, and the loop, short of them, kept the count in memory.
         let (action, reason) = self
             .rules
             .iter()
-            .enumerate()
-            .find(|(_, rule)| {
+            .find(|rule| {
                 filled & rule.needs == rule.needs && rule.checks.iter().all(|c| c.holds(&values))
             })
-            .map_or((plan.default, Reason::Default), |(i, rule)| {
+            .map_or((plan.default, Reason::Default), |rule| {
+                let i = self.rules.element_offset(rule).unwrap_or_default();
                 (rule.action, Reason::Rule(i as u16))
             });
         plan.act(action, reason, |split| {
@@ -273,14 +275,16 @@ impl Router {
     /// each, and only when the plan reads a cookie or a parameter.
     fn read<'r, R: Request>(&self, values: &mut Values<'r, R>) {
         if !self.headers.is_empty() {
+            let mut filled = values.filled;
             for (name, value) in values.req.headers() {
                 if let Some(slot) = self.headers.get(name.as_bytes()) {
-                    values.fill(slot, value);
-                    if values.filled & self.header_slots == self.header_slots {
+                    values.fill_with(&mut filled, slot, value);
+                    if filled & self.header_slots == self.header_slots {
                         break;
                     }
                 }
             }
+            values.filled = filled;
         }
         let header =
             |read: &Option<Read>, values: &Values<'r, R>| read.as_ref().and_then(|r| values.get(r));
@@ -319,13 +323,22 @@ struct Values<'r, R> {
 }
 
 impl<'r, R: Request> Values<'r, R> {
+    #[inline(always)]
     fn fill(&mut self, slot: Slot, value: &'r [u8]) {
+        let mut filled = self.filled;
+        self.fill_with(&mut filled, slot, value);
+        self.filled = filled;
+    }
+
+    /// `fill`, with the filled set kept by the caller (in a register, through a loop).
+    #[inline(always)]
+    fn fill_with(&mut self, filled: &mut SlotSet, slot: Slot, value: &'r [u8]) {
         // A repeated name: the first one counts, as in `Request::header`, `cookie_value` and
         // `query_value`. Every slot is below `MAX_SLOTS`: the remainder spares a bounds check.
-        let empty = &mut self.slots[usize::from(slot) % MAX_SLOTS];
-        if empty.is_none() {
-            *empty = Some(value);
-            self.filled |= 1 << slot;
+        let bit = 1 << slot;
+        if *filled & bit == 0 {
+            self.slots[usize::from(slot) % MAX_SLOTS] = Some(value);
+            *filled |= bit;
         }
     }
 
