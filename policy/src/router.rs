@@ -20,7 +20,7 @@ use std::ops::ControlFlow;
 use crate::cidr::Cidr;
 use crate::decide::{Decision, Reason, first_key, has_method, in_networks};
 use crate::plan::{Action, KeySource, Matcher, Plan, Test};
-use crate::request::{Request, for_each_cookie, for_each_param, split_query};
+use crate::request::{NameEnds, Request, for_each_cookie, for_each_param, split_query};
 use prefix::Prefix;
 use table::{Slot, StringTable};
 
@@ -55,6 +55,8 @@ pub struct Router {
     param_slots: SlotSet,
     /// Where the `cookie` header is read, when a cookie is found by slot.
     cookie_header: Option<Read>,
+    /// The last bytes of the names in `cookies`, when they tell pairs apart.
+    cookie_ends: Option<NameEnds>,
     /// Where the `:path` header is read, when a query parameter or the path is.
     path_header: Option<Read>,
     /// Where the `:method` header is read, when a rule tests the method.
@@ -212,6 +214,7 @@ impl Router {
             param_slots: layout.slots(Kind::Param),
             params: layout.table(Kind::Param),
             cookie_header,
+            cookie_ends: NameEnds::new(layout.cookies.iter().map(|(name, _)| name.as_bytes())),
             path_header,
             method_header,
             override_,
@@ -288,7 +291,13 @@ impl Router {
         }
         let header =
             |read: &Option<Read>, values: &Values<'r, R>| read.as_ref().and_then(|r| values.get(r));
-        if let Some(cookie) = header(&self.cookie_header, values) {
+        // The pairs before the first that can hold a name the plan reads are not walked.
+        let cookie =
+            header(&self.cookie_header, values).and_then(|cookie| match &self.cookie_ends {
+                Some(ends) => cookie.get(ends.skip(cookie)?..),
+                None => Some(cookie),
+            });
+        if let Some(cookie) = cookie {
             for_each_cookie(cookie, |name, value| {
                 values.fill_named(&self.cookies, self.cookie_slots, name, value)
             });
