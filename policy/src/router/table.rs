@@ -28,14 +28,32 @@ const WHOLE: usize = 16;
 pub(super) struct StringTable {
     /// One bit per [`filter_bit`] of an entry.
     filter: u64,
-    /// For each filter bit, the entry that alone has it (its index plus one), or 0 when several
-    /// share it (or more than 255 entries make a set): a name the filter passes is then
-    /// compared with one entry, without finding its length group or searching it. Most of a
-    /// request's names that pass are in the table (`:path`, `cookie`), and names are few.
-    only: [u8; 64],
+    /// For each filter bit, the entry that alone has it, when it is at most [`WHOLE`] bytes
+    /// long: a string the filter passes is then compared with it, without finding its length
+    /// group or searching it. Most of a request's names that pass are in the table (`:path`,
+    /// `cookie`), and names are few.
+    only: Box<[Only; 64]>,
     /// The entries of length group `g` are `entries[starts[g]..starts[g + 1]]`.
     starts: Vec<u32>,
     entries: Vec<Entry>,
+}
+
+/// A copy of the one entry on a filter bit, or [`Only::SEARCH`].
+#[derive(Debug, Clone, Copy)]
+struct Only {
+    key: Key,
+    /// The entry's length, or `SEARCH` when several entries share the bit or the one is longer
+    /// than [`WHOLE`].
+    len: u8,
+    slot: Slot,
+}
+
+impl Only {
+    const SEARCH: Only = Only {
+        key: Key { head: 0, tail: 0 },
+        len: u8::MAX,
+        slot: 0,
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -94,15 +112,19 @@ impl StringTable {
             }));
             starts.push(entries.len() as u32);
         }
-        let mut only = [0u8; 64];
+        let mut only = Box::new([Only::SEARCH; 64]);
         let mut sharers = [0usize; 64];
         for e in &entries {
             sharers[filter_index(&e.bytes) as usize] += 1;
         }
-        for (i, e) in entries.iter().enumerate() {
+        for e in &entries {
             let bit = filter_index(&e.bytes) as usize;
-            if sharers[bit] == 1 {
-                only[bit] = u8::try_from(i + 1).unwrap_or(0);
+            if sharers[bit] == 1 && e.bytes.len() <= WHOLE {
+                only[bit] = Only {
+                    key: e.key,
+                    len: e.bytes.len() as u8,
+                    slot: e.slot,
+                };
             }
         }
         StringTable {
@@ -137,10 +159,11 @@ impl StringTable {
         if self.filter & 1 << bit == 0 {
             return None;
         }
-        let only = self.only.get(bit as usize).copied().unwrap_or(0);
-        if only != 0 && s.len() <= WHOLE {
-            let e = self.entries.get(usize::from(only) - 1)?;
-            return (e.bytes.len() == s.len() && e.key == Key::of(s)).then_some(e.slot);
+        let only = &self.only[bit as usize % 64];
+        if only.len != Only::SEARCH.len {
+            // The one entry on the bit, of at most `WHOLE` bytes.
+            return (usize::from(only.len) == s.len() && only.key == Key::of(s))
+                .then_some(only.slot);
         }
         if s.len() <= WHOLE {
             self.search_by_key(s)
@@ -299,7 +322,8 @@ mod tests {
             .into();
         let table = table_of(&strings);
         for (i, s) in strings.iter().enumerate() {
-            assert_ne!(table.only[filter_index(s.as_bytes()) as usize], 0, "{s:?}");
+            let only = table.only[filter_index(s.as_bytes()) as usize];
+            assert_eq!(usize::from(only.len), s.len(), "{s:?}");
             assert_eq!(table.get(s.as_bytes()), Some(i as Slot), "{s:?}");
         }
         // On the bit of an entry that alone has it: of its length and last byte, of another
