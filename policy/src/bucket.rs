@@ -9,6 +9,21 @@ use crate::plan::{ArmId, HashSpec, Reduce, Split};
 /// this slice version takes a few. The `murmur3` crate remains the reference in the tests, and
 /// the published vectors (SMHasher's verification value among them) pin the result.
 pub fn murmur3_x86_32(prefix: &[u8], key: &[u8], seed: u32) -> u32 {
+    if prefix.is_empty() {
+        // Serin's own bucketing: the key alone, its blocks read as they are, without the
+        // streaming state that joins a prefix to it.
+        let (blocks, tail) = key.as_chunks::<4>();
+        let h = blocks
+            .iter()
+            .fold(seed, |h, &b| Murmur3::mixed(h, u32::from_le_bytes(b)));
+        let k = tail.iter().rev().fold(0, |k, &b| k << 8 | u32::from(b));
+        let h = if tail.is_empty() {
+            h
+        } else {
+            h ^ Murmur3::mix(k)
+        };
+        return Murmur3::finalized(h, key.len());
+    }
     let mut h = Murmur3 {
         h: seed,
         tail: 0,
@@ -35,10 +50,15 @@ impl Murmur3 {
     }
 
     fn block(&mut self, k: u32) {
-        self.h = (self.h ^ Self::mix(k))
+        self.h = Self::mixed(self.h, k);
+    }
+
+    /// `h` with block `k` mixed in.
+    fn mixed(h: u32, k: u32) -> u32 {
+        (h ^ Self::mix(k))
             .rotate_left(13)
             .wrapping_mul(5)
-            .wrapping_add(0xe654_6b64);
+            .wrapping_add(0xe654_6b64)
     }
 
     fn write(&mut self, mut bytes: &[u8]) {
@@ -66,8 +86,13 @@ impl Murmur3 {
         if self.tail_len != 0 {
             self.h ^= Self::mix(self.tail);
         }
+        Self::finalized(self.h, len)
+    }
+
+    /// The hash of `len` bytes, `h` when every block and the tail are mixed in.
+    fn finalized(h: u32, len: usize) -> u32 {
         // The reference hashes the length as a 32-bit int; keys over 4 GiB wrap the same way.
-        let mut h = self.h ^ len as u32;
+        let mut h = h ^ len as u32;
         h ^= h >> 16;
         h = h.wrapping_mul(0x85eb_ca6b);
         h ^= h >> 13;
