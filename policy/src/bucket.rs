@@ -122,6 +122,7 @@ impl HashSpec {
 
 impl Split {
     /// The arm for a key. Lanes are few (one per non-rest arm), so a scan beats anything clever.
+    #[inline]
     pub fn assign(&self, key: &[u8]) -> Bucketed {
         let (hash, bucket) = self.hash.bucket(key);
         let arm = self
