@@ -101,7 +101,16 @@ struct RouteRule {
 #[derive(Debug, Clone)]
 #[repr(u8)]
 enum Check {
-    Value { read: Read, test: ValueTest },
+    /// A test of the value in a slot.
+    Slot {
+        slot: Slot,
+        test: ValueTest,
+    },
+    /// A test of a value asked for by name.
+    ByName {
+        source: KeySource,
+        test: ValueTest,
+    },
     PathPrefix(Vec<Prefix>),
     Method(Vec<String>),
     SourceIp(Vec<Cidr>),
@@ -138,7 +147,8 @@ impl ValueTest {
         }
     }
 
-    #[inline]
+    /// Always inlined: called, it cost a rule's whole test again.
+    #[inline(always)]
     fn holds(&self, value: Option<&[u8]>) -> bool {
         match self {
             ValueTest::AnyOf(set) => value.is_some_and(|v| set.contains(v)),
@@ -391,17 +401,22 @@ impl Check {
     /// The slot this check cannot hold without, if any.
     fn needs(&self) -> SlotSet {
         match self {
-            Check::Value {
-                read: Read::Slot(slot),
-                test,
-            } if test.needs_value() => 1 << slot,
+            Check::Slot { slot, test } if test.needs_value() => 1 << slot,
             _ => 0,
         }
     }
 
+    /// Called rather than inlined: a name read by name is rare, and with its test inlined here
+    /// too, the compiler called the test in both places.
+    #[inline(never)]
+    fn holds_by_name<R: Request>(source: &KeySource, test: &ValueTest, req: &R) -> bool {
+        test.holds(source.read(req))
+    }
+
     fn holds<R: Request>(&self, values: &Values<'_, R>) -> bool {
         match self {
-            Check::Value { read, test } => test.holds(values.get(read)),
+            Check::Slot { slot, test } => test.holds(values.slot(*slot)),
+            Check::ByName { source, test } => Check::holds_by_name(source, test, values.req),
             Check::PathPrefix(any_of) => any_of.iter().any(|p| p.starts(values.path)),
             Check::Method(any_of) => has_method(any_of, values.method),
             Check::SourceIp(any_of) => in_networks(any_of, values.req.source_ip()),
@@ -427,9 +442,12 @@ struct Layout {
 
 impl Layout {
     fn check(&mut self, matcher: &Matcher) -> Check {
-        let value = |read, test: &Test| Check::Value {
-            read,
-            test: ValueTest::new(test),
+        let value = |read, test: &Test| {
+            let test = ValueTest::new(test);
+            match read {
+                Read::Slot(slot) => Check::Slot { slot, test },
+                Read::ByName(source) => Check::ByName { source, test },
+            }
         };
         match matcher {
             Matcher::Header { name, test } => value(self.header(name), test),
