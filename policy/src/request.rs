@@ -145,12 +145,15 @@ impl NameEnds {
     fn first_eq(&self, header: &[u8]) -> Option<usize> {
         const EQS: u64 = u64::from_le_bytes([b'='; 8]);
         // The `=`s of the word at `at`, and whether one follows a name's last byte. One at 0
-        // follows nothing: its name is empty.
+        // follows nothing (its name is empty): the byte before it is past the end.
         let found = |word: &[u8; 8], at: usize| {
             let mut eqs = equal_to(u64::from_le_bytes(*word), EQS);
             while eqs != 0 {
                 let eq = at + eqs.trailing_zeros() as usize / 8;
-                if eq > 0 && header.get(eq - 1).is_some_and(|&b| self.ends(b)) {
+                if header
+                    .get(eq.wrapping_sub(1))
+                    .is_some_and(|&b| self.ends(b))
+                {
                     return Some(eq);
                 }
                 eqs &= eqs - 1;
