@@ -84,19 +84,25 @@ impl HeaderMap {
 
     /// Build from pairs, lower-casing keys and moving pseudo-headers first, as a codec would.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
-        let mut map = HeaderMap::new();
+        HeaderMap::new().refilled(pairs)
+    }
+
+    /// [`HeaderMap::from_pairs`] in this map's buffers: a map reused for the next request
+    /// allocates nothing.
+    pub(crate) fn refilled<K: AsRef<[u8]>, V: AsRef<[u8]>>(mut self, pairs: &[(K, V)]) -> Self {
+        self.clear();
         let size: usize = pairs
             .iter()
             .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
             .sum();
         // Room for what a test's builder or the filter adds (a dozen headers), so that adding
         // does not move the map: growing it cost more than the rest of building it.
-        map.bytes.reserve(size + 512);
-        map.entries.reserve(pairs.len() + 16);
+        self.bytes.reserve(size + 512);
+        self.entries.reserve(pairs.len() + 16);
         for (k, v) in pairs {
-            map.add(k.as_ref(), v.as_ref());
+            self.add(k.as_ref(), v.as_ref());
         }
-        map
+        self
     }
 
     fn key(&self, e: &Entry) -> &[u8] {

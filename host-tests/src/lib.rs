@@ -597,7 +597,7 @@ impl Worker {
     pub fn request_with_headers(&mut self, headers: &[(&str, &str)]) -> Stream<'_> {
         let id = self.new_context(ContextKind::Http);
         let s = StreamState {
-            request_headers: HeaderMap::from_pairs(headers),
+            request_headers: self.store.data_mut().header_map(headers),
             end_of_stream: true,
             connection_id: self.host.next_connection.fetch_add(1, Ordering::Relaxed),
             ..StreamState::default()
@@ -1015,7 +1015,7 @@ impl Stream<'_> {
         end_of_stream: bool,
     ) -> Result<Action> {
         self.ensure_created()?;
-        let map = HeaderMap::from_pairs(headers);
+        let map = self.worker.store.data_mut().header_map(headers);
         let n = map.len() as i32;
         {
             let s = self.state_mut();
@@ -1264,7 +1264,7 @@ impl Drop for Stream<'_> {
         if self.worker.failure.is_none() && !std::thread::panicking() {
             let _ = self.done();
         }
-        self.worker.store.data_mut().streams.remove(&self.id);
+        self.worker.store.data_mut().remove_stream(self.id);
         self.worker.store.data_mut().contexts.remove(&self.id);
     }
 }
