@@ -1,21 +1,21 @@
-//! Serin's proxy-wasm filter: glue only. The root context loads the plan once per worker in
-//! `on_configure` and runs the rollout loop on ticks; each HTTP context asks the plan's
-//! [`serin_policy::Router`] for an arm, sets the routing header and measures the response. All
-//! routing and rollback logic lives in `serin-policy`.
+//! Serin's proxy-wasm filter: glue only, like the SDK's example filters. The root context loads
+//! the plan into a per-worker [`serin_policy::Engine`] in `on_configure` and ticks it every
+//! second; each HTTP context reads from Envoy what the engine asks for and writes back what it
+//! returns. All routing, measuring and rollout logic lives in `serin-policy`.
 
-mod metrics;
-mod shared;
+mod host;
 mod stream;
-mod worker;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
-use serin_policy::Plan;
+use serin_policy::guard::Params;
+use serin_policy::{Engine, Plan};
 
+use crate::host::{Metrics, SharedData};
 use crate::stream::Stream;
-use crate::worker::Worker;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -24,6 +24,12 @@ proxy_wasm::main! {{
 
 /// How often each worker publishes its counts and advances the rollout.
 const TICK_MS: u64 = 1000;
+
+/// What a worker's root context and its streams share.
+pub struct Worker {
+    pub engine: RefCell<Engine>,
+    pub metrics: Metrics,
+}
 
 struct Root {
     worker: Option<Rc<Worker>>,
@@ -34,34 +40,37 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let config = self.get_plugin_configuration().unwrap_or_default();
-        match Plan::from_json(&config) {
-            Ok(plan) => {
-                log::info!(
-                    "serin: loaded policy `{}` ({}), {} arms, {} rules, {} guards",
-                    plan.policy,
-                    plan.digest,
-                    plan.arms.len(),
-                    plan.rules.len(),
-                    plan.guards.len()
-                );
-                let worker = Worker::new(plan);
-                // Pick up a rollout already under way (a reload of the same policy).
-                worker.tick(shared::now_ms(self));
-                self.worker = Some(Rc::new(worker));
-                self.set_tick_period(std::time::Duration::from_millis(TICK_MS));
-                true
-            }
+        let plan = match Plan::from_json(&config) {
+            Ok(plan) => plan,
             Err(e) => {
                 // Refusing the config keeps Envoy from serving with a half-understood policy.
                 log::error!("serin: refusing plugin configuration: {e}");
-                false
+                return false;
             }
-        }
+        };
+        // A sub-window is judged only once every worker has had a tick after it ended and so
+        // has published its counts for it: workers tick at their own phase, and judging earlier
+        // would silently drop the late workers' share.
+        let params = Params {
+            settle_ms: (TICK_MS * 3 / 2) as u32,
+            ..Params::default()
+        };
+        let engine = Engine::new(plan, params);
+        log::info!("serin: {}", engine.summary());
+        let worker = Rc::new(Worker {
+            metrics: Metrics::define(engine.catalogue()),
+            engine: RefCell::new(engine),
+        });
+        // Pick up a rollout already under way (a reload of the same policy).
+        tick(&worker, host::now_ms(self));
+        self.worker = Some(worker);
+        self.set_tick_period(std::time::Duration::from_millis(TICK_MS));
+        true
     }
 
     fn on_tick(&mut self) {
         if let Some(worker) = &self.worker {
-            worker.tick(shared::now_ms(self));
+            tick(worker, host::now_ms(self));
         }
     }
 
@@ -74,4 +83,13 @@ impl RootContext for Root {
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+fn tick(worker: &Worker, now_ms: u64) {
+    let mut engine = worker.engine.borrow_mut();
+    if let Some(t) = engine.tick(now_ms, &mut SharedData) {
+        // One line per transition, from the worker whose write made it.
+        log::warn!("serin: rollout transition {}", t.log_line());
+    }
+    engine.flush(|series, update| worker.metrics.update(series, update));
 }

@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 
 mod bucket;
+pub mod catalogue;
 mod cidr;
 mod decide;
+mod engine;
 pub mod guard;
 mod outcome;
 mod plan;
@@ -20,6 +22,9 @@ pub mod sim;
 pub use bucket::{Bucketed, murmur3_x86_32};
 pub use cidr::Cidr;
 pub use decide::{Decision, Reason};
+pub use engine::{
+    Edits, Engine, Exchange, InMemory, RampAt, Route, Sample, SharedData, Update, ramp_at,
+};
 pub use outcome::MAX_OUTCOME_BODY;
 pub use plan::*;
 pub use request::{HeaderList, Request, cookie_value, query_value};

@@ -16,9 +16,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::guard::{FULL_WEIGHT, Params, Phase, Role, Rollout, Window, segment_value_index};
-use crate::murmur3_x86_32;
-use crate::plan::Plan;
+use crate::engine::{Engine, InMemory, ramp_at};
+use crate::guard::{Params, Phase, Role, Rollout};
+use crate::plan::{Action, ArmId, KeySource, Plan, Reduce};
+use crate::request::HeaderList;
 
 /// One arm's behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,8 +72,6 @@ pub struct Scenario {
     pub tick_ms: u32,
     /// Workers, each with its own window merged into the shared one on every tick.
     pub workers: u32,
-    /// The canary's share (basis points) when the plan has no ramp.
-    pub canary_weight: u32,
     pub stable: ArmModel,
     pub canary: ArmModel,
     /// Index into the plan's segments that `segment_mix` gives values of.
@@ -91,7 +90,6 @@ impl Default for Scenario {
             max_seconds: 1800,
             tick_ms: 1000,
             workers: 1,
-            canary_weight: 500,
             stable: ArmModel::default(),
             canary: ArmModel::default(),
             segment: 0,
@@ -211,37 +209,30 @@ impl SplitMix64 {
 
 /// Play `scenario` against the plan's guards and ramp.
 pub fn run(plan: &Plan, params: &Params, scenario: &Scenario) -> Report {
-    let rollout = Rollout::from_plan(plan, params.clone());
     let results: Vec<RunResult> = (0..scenario.runs)
         .map(|i| {
-            run_once(
-                plan,
-                &rollout,
-                scenario,
-                scenario.seed.wrapping_add(u64::from(i)),
-            )
+            let seed = scenario.seed.wrapping_add(u64::from(i));
+            run_once(plan, params, scenario, seed)
         })
         .collect();
     summarize(plan, scenario, results)
 }
 
-/// One run with one seed.
-pub fn run_once(plan: &Plan, rollout: &Rollout, scenario: &Scenario, seed: u64) -> RunResult {
+/// One run with one seed: every worker is an [`Engine`], as in a proxy, and every request is
+/// routed by the plan's own rules and lanes.
+pub fn run_once(plan: &Plan, params: &Params, scenario: &Scenario, seed: u64) -> RunResult {
     let mut rng = SplitMix64(seed);
     let workers = scenario.workers.clamp(1, 64) as usize;
-    let mut shared = rollout.window();
-    let mut local: Vec<Window> = (0..workers).map(|_| rollout.window()).collect();
-    let mut state = rollout.fresh();
+    let mut engines: Vec<Engine> = (0..workers)
+        .map(|_| Engine::new(plan.clone(), params.clone()))
+        .collect();
+    let mut shared = InMemory::default();
+    let requests = Requests::new(plan, scenario);
+    let canary = (0..plan.arms.len() as ArmId)
+        .find(|&a| engines[0].rollout().role_of(a) == Some(Role::Canary));
     let tick_ms = f64::from(scenario.tick_ms.max(1));
     let horizon = f64::from(scenario.max_seconds) * 1000.0;
     let rate_per_ms = scenario.requests_per_second.max(1e-9) / 1000.0;
-    let hash_seed = (seed as u32) ^ 0x5EED;
-    let segment = plan.segments.get(usize::from(scenario.segment));
-    let value_index: Vec<u16> = scenario
-        .segment_mix
-        .iter()
-        .map(|s| segment.map_or(0, |seg| segment_value_index(seg, Some(s.value.as_bytes()))))
-        .collect();
     let total_share: f64 = scenario.segment_mix.iter().map(|s| s.share.max(0.0)).sum();
 
     let mut result = RunResult {
@@ -254,26 +245,26 @@ pub fn run_once(plan: &Plan, rollout: &Rollout, scenario: &Scenario, seed: u64) 
     };
     let mut t = 0.0f64;
     let mut next_tick = 0.0f64;
-    let mut weight = 0u32;
+    let mut share = 0.0;
     loop {
         t += -rng.unit().ln() / rate_per_ms;
         while next_tick <= t.min(horizon) {
             let now = next_tick as u64;
-            if workers > 1 {
-                for w in local.iter_mut() {
-                    shared.merge(w);
-                    w.clear();
-                }
+            // Every worker publishes before any judges, as a settled sub-window in a proxy.
+            let mut window = None;
+            for engine in engines.iter_mut() {
+                window = Some(engine.publish(&mut shared));
             }
-            rollout.tick(&mut state, now, &shared);
-            weight = rollout
-                .canary_weight(&state)
-                .unwrap_or(scenario.canary_weight)
-                .min(FULL_WEIGHT);
-            let end = match state.phase {
+            let window = window.unwrap_or_else(|| engines[0].rollout().window());
+            for engine in engines.iter_mut() {
+                engine.advance(now, &window, &mut shared);
+            }
+            let phase = engines[0].phase();
+            share = canary.map_or(0.0, |arm| canary_share(plan, phase, arm));
+            let end = match phase {
                 Phase::Promoted => Some(RunEnd::Promoted),
                 Phase::RolledBack { guard } => Some(RunEnd::RolledBack {
-                    guard: guard_name(rollout, guard),
+                    guard: guard_name(engines[0].rollout(), guard),
                 }),
                 _ => None,
             };
@@ -285,34 +276,34 @@ pub fn run_once(plan: &Plan, rollout: &Rollout, scenario: &Scenario, seed: u64) 
             next_tick += tick_ms;
         }
         if t >= horizon {
-            if let Phase::Held { guard, .. } = state.phase {
+            if let Phase::Held { guard, .. } = engines[0].phase() {
                 result.end = RunEnd::Held {
-                    guard: guard_name(rollout, guard),
+                    guard: guard_name(engines[0].rollout(), guard),
                 };
             }
             result.seconds = horizon / 1000.0;
             return result;
         }
-        // Route through the real bucketing with a fresh random key.
-        let key = rng.next_u64().to_le_bytes();
-        let h = murmur3_x86_32(&[], &key, hash_seed);
-        let canary = (((u64::from(h) * u64::from(FULL_WEIGHT)) >> 32) as u32) < weight;
-        result.requests += 1;
-        result.expected_canary += f64::from(weight) / f64::from(FULL_WEIGHT);
-        let (role, model) = if canary {
-            result.canary_requests += 1;
-            (Role::Canary, &scenario.canary)
-        } else {
-            (Role::Stable, &scenario.stable)
-        };
-        // One worker records straight into the shared window (merging would change nothing).
-        let w = if workers > 1 {
-            &mut local[(rng.next_u64() % workers as u64) as usize]
-        } else {
-            &mut shared
-        };
+        let mut pick = rng.unit() * total_share;
+        let segment = scenario.segment_mix.iter().position(|s| {
+            pick -= s.share.max(0.0);
+            pick < 0.0
+        });
+        let headers = requests.build(rng.next_u64(), segment);
+        let engine = &mut engines[(rng.next_u64() % workers as u64) as usize];
         let now = t as u64;
-        w.record_request(now, role);
+        let route = engine.route(&HeaderList::new(&headers), now, || {
+            rng.next_u64().to_le_bytes().to_vec()
+        });
+        let mut exchange = route.exchange;
+        result.requests += 1;
+        result.expected_canary += share;
+        let model = if Some(exchange.arm()) == canary {
+            result.canary_requests += 1;
+            &scenario.canary
+        } else {
+            &scenario.stable
+        };
         let latency_ms =
             model.latency_median_ms.max(0.0) * (model.latency_sigma * rng.normal()).exp();
         let done = (t + latency_ms) as u64;
@@ -321,32 +312,83 @@ pub fn run_once(plan: &Plan, rollout: &Rollout, scenario: &Scenario, seed: u64) 
         } else {
             200
         };
-        w.record_response(done, role, status, (latency_ms * 1000.0) as u64, false);
+        // The response is recorded as it ends, like a proxy's; its latency was drawn above.
+        engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
         if status == 200 {
-            let mut pick = rng.unit() * total_share;
-            let mut which = None;
-            for (i, s) in scenario.segment_mix.iter().enumerate() {
-                pick -= s.share.max(0.0);
-                if pick < 0.0 {
-                    which = Some(i);
-                    break;
-                }
-            }
-            let p = which
+            let p = segment
                 .and_then(|i| model.positive_by_segment.get(i))
                 .copied()
                 .unwrap_or(model.positive_rate);
             let positive = rng.chance(p);
-            let v = which.and_then(|i| value_index.get(i)).copied().unwrap_or(0);
-            let seg = scenario.segment;
-            for cell in rollout
-                .layout
-                .cells_for(scenario.outcome, |s| if s == seg { v } else { u16::MAX })
-            {
-                w.record_outcome(done, role, cell, positive);
-            }
+            engine.record_outcome(&exchange, usize::from(scenario.outcome), positive, done);
         }
+        engine.stream_done(exchange, done);
     }
+}
+
+/// Builds a scenario's requests: a fresh user key where the plan's split reads it, and the
+/// scenario's segment value in its header.
+struct Requests {
+    key: Option<KeySource>,
+    segment: Option<(String, Vec<String>)>,
+}
+
+impl Requests {
+    fn new(plan: &Plan, scenario: &Scenario) -> Requests {
+        let split = match (&plan.ramp, plan.default) {
+            (Some(ramp), _) => Some(ramp.split),
+            (None, Action::Split { split }) => Some(split),
+            (None, Action::Pin { .. }) => None,
+        };
+        let key = split
+            .and_then(|s| plan.splits.get(usize::from(s)))
+            .and_then(|s| s.key.first().cloned());
+        let segment = plan.segments.get(usize::from(scenario.segment)).map(|s| {
+            let values = scenario.segment_mix.iter().map(|m| m.value.clone());
+            (s.header.clone(), values.collect())
+        });
+        Requests { key, segment }
+    }
+
+    fn build(&self, key: u64, segment: Option<usize>) -> Vec<(String, Vec<u8>)> {
+        let key = format!("{key:016x}");
+        let mut headers = Vec::with_capacity(2);
+        headers.extend(self.key.as_ref().map(|source| match source {
+            KeySource::Header(name) => (name.clone(), key.into_bytes()),
+            KeySource::Cookie(name) => ("cookie".into(), format!("{name}={key}").into_bytes()),
+            KeySource::Query(name) => (":path".into(), format!("/?{name}={key}").into_bytes()),
+        }));
+        if let (Some((header, values)), Some(i)) = (&self.segment, segment) {
+            headers.push((header.clone(), values[i].clone().into_bytes()));
+        }
+        headers
+    }
+}
+
+/// The share of requests `arm`'s lanes promise at `phase`.
+fn canary_share(plan: &Plan, phase: Phase, arm: ArmId) -> f64 {
+    let split = match (&plan.ramp, plan.default) {
+        (Some(ramp), _) => ramp.split,
+        (None, Action::Split { split }) => split,
+        (None, Action::Pin { arm: pinned }) => return if pinned == arm { 1.0 } else { 0.0 },
+    };
+    let Some(split) = plan.splits.get(usize::from(split)) else {
+        return 0.0;
+    };
+    let lanes = match ramp_at(plan, phase) {
+        Some(at) => at.lanes.unwrap_or_default(),
+        None => split.lanes.clone(),
+    };
+    let bound = match split.hash.reduce {
+        Reduce::MulShift { scale } => scale,
+        Reduce::Modulo { modulus } => modulus,
+    };
+    let owned: u64 = lanes
+        .iter()
+        .filter(|l| l.arm == arm)
+        .map(|l| u64::from(l.end.saturating_sub(l.start)))
+        .sum();
+    owned as f64 / f64::from(bound.max(1))
 }
 
 fn guard_name(rollout: &Rollout, guard: u16) -> String {

@@ -1,78 +1,34 @@
-//! The metrics the filter exports, in one place: their names, labels, the Envoy `stats_tags`
-//! that turn Istio-style tagged names into Prometheus labels, and the PromQL that every emitter
-//! (alert rules, dashboard, Argo and Flagger analysis) builds its queries from.
-//!
-//! The filter defines each metric with its labels embedded in the name, Istio's convention:
-//! `serin_requests_total_arm=.=canary;.;`. Envoy has no label API for wasm metrics; the
-//! bootstrap's `stats_config.stats_tags` (one entry per label, [`stats_tags`]) cuts each
-//! `_<label>=.=<value>;.;` out of the name and makes it a tag, so `/stats/prometheus` shows
-//! `serin_requests_total{arm="canary"}`.
-//!
-//! Label values:
-//! - `arm`: the arm's *name* in the policy (`stable`, `canary`), not its routing-header value.
-//! - `class`: `2xx`, `4xx`, `5xx` or `other` (1xx, 3xx).
-//! - `outcome`: the outcome's name.
-//! - `segment`, `segment_value`: the plan's first segment and the request's value of it
-//!   (`age_band`, `65+`; a value outside the segment's list is `other`). Absent when the plan
-//!   has no segment. Each response is counted once, so an overall rate sums over the values.
-//!
-//! The filter (`filter/src/metrics.rs`) defines exactly these names; a test reads its source
-//! to keep the two in step.
+//! The PromQL that every emitter (alert rules, dashboard, Argo and Flagger analysis) builds its
+//! queries from, over the metrics of `serin_policy::catalogue`, the one list of what the
+//! proxies export (names, kinds, labels, label values, and the Istio-style tagged names that
+//! Envoy's `stats_tags` turn into labels).
 
+use serin_policy::catalogue::{self, CLASSES, Family, STATES as PHASES};
+use serin_policy::guard::Class;
 use serin_policy::{GuardMetric, PPM, Plan};
 
-/// Counter: requests the filter routed, by `arm`.
-pub const REQUESTS: &str = "serin_requests_total";
-/// Counter: responses, by `arm` and `class`.
-pub const RESPONSES: &str = "serin_responses_total";
-/// Counter: streams reset before a response (counted as errors), by `arm`.
-pub const RESETS: &str = "serin_resets_total";
-/// Histogram (milliseconds, request headers to response headers), by `arm`.
-pub const DURATION: &str = "serin_request_duration_milliseconds";
-/// Counter: responses that carried an outcome, by `arm`, `outcome`, `segment`, `segment_value`.
-pub const OUTCOMES: &str = "serin_outcomes_total";
-/// Counter: those of them whose outcome was positive, same labels.
-pub const OUTCOMES_POSITIVE: &str = "serin_outcomes_positive_total";
-/// Gauge: the rollout's phase, one of [`STATES`].
-pub const ROLLOUT_STATE: &str = "serin_rollout_state";
-/// Gauge: the ramped arm's current weight in basis points (10000 = 100%).
-pub const CANARY_WEIGHT: &str = "serin_canary_weight_bp";
+pub use serin_policy::catalogue::{FAMILIES, LABELS};
 
-/// Every metric, with its kind and labels: the table docs/guides/observability.md shows.
-pub const ALL: &[(&str, &str, &[&str])] = &[
-    (REQUESTS, "counter", &["arm"]),
-    (RESPONSES, "counter", &["arm", "class"]),
-    (RESETS, "counter", &["arm"]),
-    (DURATION, "histogram", &["arm"]),
-    (
-        OUTCOMES,
-        "counter",
-        &["arm", "outcome", "segment", "segment_value"],
-    ),
-    (
-        OUTCOMES_POSITIVE,
-        "counter",
-        &["arm", "outcome", "segment", "segment_value"],
-    ),
-    (ROLLOUT_STATE, "gauge", &[]),
-    (CANARY_WEIGHT, "gauge", &[]),
-];
+const fn name(f: Family) -> &'static str {
+    f.name
+}
 
-/// Every label any Serin metric carries.
-pub const LABELS: &[&str] = &["arm", "class", "outcome", "segment", "segment_value"];
+pub const REQUESTS: &str = name(catalogue::REQUESTS);
+pub const RESPONSES: &str = name(catalogue::RESPONSES);
+pub const RESETS: &str = name(catalogue::RESETS);
+pub const DURATION: &str = name(catalogue::DURATION);
+pub const OUTCOMES: &str = name(catalogue::OUTCOMES);
+pub const OUTCOMES_POSITIVE: &str = name(catalogue::OUTCOMES_POSITIVE);
+pub const ROLLOUT_STATE: &str = name(catalogue::ROLLOUT_STATE);
+pub const CANARY_WEIGHT: &str = name(catalogue::CANARY_WEIGHT);
 
 /// The values of [`ROLLOUT_STATE`] (the engine's `Phase::code`).
-pub const STATES: &[(u8, &str)] = &[
-    (1, "ramping"),
-    (2, "held"),
-    (3, "promoted"),
-    (4, "rolled back"),
-];
+pub const STATES: &[(u8, &str)] = PHASES;
 pub const STATE_ROLLED_BACK: u8 = 4;
 pub const STATE_HELD: u8 = 2;
 
 /// The error class.
-pub const CLASS_5XX: &str = "5xx";
+pub const CLASS_5XX: &str = CLASSES[Class::ServerError as usize].1;
 
 /// One `stats_config.stats_tags` entry: the tag (label) name and the regex whose first group
 /// is cut from the stat name and whose second group is the value.
@@ -81,15 +37,6 @@ pub fn stats_tags() -> Vec<(&'static str, String)> {
         .iter()
         .map(|l| (*l, format!(r"(_{l}=\.=(.*?);\.;)")))
         .collect()
-}
-
-/// The stat name the filter defines for `metric` with these labels, in Istio's convention.
-pub fn tagged_name(metric: &str, labels: &[(&str, &str)]) -> String {
-    let mut name = metric.to_owned();
-    for (k, v) in labels {
-        name.push_str(&format!("_{k}=.={v};.;"));
-    }
-    name
 }
 
 /// A PromQL string literal.
@@ -539,11 +486,8 @@ mod tests {
     }
 
     #[test]
-    fn tagged_names_follow_istio() {
-        assert_eq!(
-            tagged_name(REQUESTS, &[("arm", "canary")]),
-            "serin_requests_total_arm=.=canary;.;"
-        );
+    fn stats_tags_cut_the_catalogue_tags() {
+        assert_eq!(catalogue::tag("arm", "canary"), "_arm=.=canary;.;");
         let (name, re) = &stats_tags()[0];
         assert_eq!(*name, "arm");
         assert_eq!(re, r"(_arm=\.=(.*?);\.;)");
