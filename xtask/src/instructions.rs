@@ -76,6 +76,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let plan = compile(POLICY)?;
     let split_plan = compile(SPLIT_POLICY)?;
+    // A variant of the filter, or some configs only, is an experiment: print, do not write.
+    let experiment = only.is_some() || filter_wasm.is_some();
     let setup = Setup {
         plan: &plan,
         split_plan: &split_plan,
@@ -101,7 +103,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     let section = report(&rows, requests);
     print!("{section}");
-    if write && only.is_none() {
+    if write && !experiment {
         crate::bench::write_section(&root.join("BENCHMARKS.md"), SECTION, &section)?;
         eprintln!("instructions: BENCHMARKS.md updated");
     }
