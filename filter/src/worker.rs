@@ -177,7 +177,8 @@ impl Worker {
 /// value's trip into the VM (Envoy calls the module's allocator, about 10 k instructions), which
 /// a present header and the whole map pay once each and an absent header not at all; so names
 /// are never dearer than the map there, and cheaper in the wasmtime host. Only a plan naming
-/// many headers, most of them present, is better off with the map (BENCHMARKS.md).
+/// many headers, most of them present, is better off with the map (docs/perf-log.md, "where
+/// Serin's cost goes in Envoy, second round").
 const MAX_HEADERS_BY_NAME: usize = 8;
 
 /// What [`Worker::headers_read`] holds for `plan`: the headers routing reads, and the segments'
