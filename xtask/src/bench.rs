@@ -5,7 +5,29 @@
 //! with direct-response routes and once proxying to the stand-in upstreams. The front Envoy
 //! (one worker) is pinned to core 0; wrk (one thread) and the upstream Envoy share core 1.
 //! Prints a table and, for a full run, rewrites the "Load bench in real Envoy" section of
-//! BENCHMARKS.md.
+//! BENCHMARKS.md (a short one; the method in full is here).
+//!
+//! Method. The front Envoy runs with `--concurrency 1`, all its threads pinned to core 0
+//! (`taskset -a -p -c 0`); wrk runs pinned to core 1 (`taskset -c 1 wrk -t1 --latency`) with a Lua
+//! script that gives every request a new `x-user-id` (a random prefix per run, then a counter;
+//! one request in ten in the `65+` age band). The proxied configs' upstream, a second Envoy with
+//! one worker, is pinned to core 1 beside wrk rather than to core 0, so that the front Envoy,
+//! whose cost is what differs between configs, has its core to itself; the upstream and wrk then
+//! share a core, which bounds the throughput the same way for every config. On a shared machine
+//! absolute numbers move by 10% or more between runs, so the configs are measured side by side in
+//! one run, in rounds whose order rotates, and each is compared with (a) of the same round; the
+//! report gives the median over rounds. Each measurement starts a fresh front Envoy, checks the
+//! split with 1,000 new users (first round only: the canary share column), loads it for the
+//! warm-up, then measures. Front CPU per request is the front Envoy's user + system time
+//! (`/proc/<pid>/stat`) over the measured requests.
+//!
+//! Memory. Envoy's admin `/memory` counts only its own heap (tcmalloc), not V8's, and 1.40 has no
+//! per-VM memory stat, so the bench reads the process's resident memory (`VmRSS`) after 2 s of
+//! load, with one worker and with two: per additional worker = (RSS with 2 − RSS with 1) for the
+//! config − the same difference for (a). That is one more VM instance (its linear memory as far as
+//! touched, its contexts), with the module's compiled code shared. "With one worker" also counts
+//! the main thread's VM and V8 itself. Each figure is one reading, good to a few hundred KiB; a
+//! negative per-worker figure is reported as no reading.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +41,7 @@ use crate::{envoy_config, tools, wasm};
 
 const POLICY: &str = "examples/fraud-model.toml";
 const SPLIT_POLICY: &str = "examples/percent-canary.toml";
-const SECTION: &str = "## Load bench in real Envoy";
+pub const SECTION: &str = "## Load bench in real Envoy";
 const FRONT_CORE: u32 = 0;
 const OTHER_CORE: u32 = 1;
 
@@ -473,6 +495,15 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "**met**" } else { "**not met**" }
 }
 
+/// What the report says about the run besides its results.
+struct Meta {
+    date: String,
+    envoy_version: String,
+    machine: String,
+    serin_size: u64,
+    empty_size: u64,
+}
+
 fn report(
     ctx: &Ctx,
     args: &Args,
@@ -481,58 +512,60 @@ fn report(
     serin_wasm: &Path,
     empty_wasm: &Path,
 ) -> String {
-    let date = output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default();
-    let envoy_version = output(Command::new(&ctx.envoy).arg("--version"))
-        .and_then(|v| {
-            v.split('/')
-                .find(|p| {
-                    p.split('.').count() == 3 && p.split('.').all(|n| n.parse::<u32>().is_ok())
-                })
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| tools::ENVOY_VERSION.into());
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let (serin_size, empty_size) = (size(serin_wasm), size(empty_wasm));
+    let meta = Meta {
+        date: output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default(),
+        envoy_version: output(Command::new(&ctx.envoy).arg("--version"))
+            .and_then(|v| {
+                v.split('/')
+                    .find(|p| {
+                        p.split('.').count() == 3 && p.split('.').all(|n| n.parse::<u32>().is_ok())
+                    })
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| tools::ENVOY_VERSION.into()),
+        machine: machine(),
+        serin_size: size(serin_wasm),
+        empty_size: size(empty_wasm),
+    };
+    render(&meta, args, results, memory)
+}
+
+/// The section `write_section` puts under [`SECTION`]: short, one sentence a line, and no
+/// `## ` heading of its own after the first line (it would end the section for the next run).
+fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> String {
+    let (serin_size, empty_size) = (meta.serin_size, meta.empty_size);
     let mut r = format!(
         "{SECTION}\n\n\
-         Measured {date} with `cargo xtask bench` (Envoy {envoy_version}; {} rounds × {} s per config after {} s of \
-         warm-up; wrk with 1 thread and {} connections). This section is rewritten by every full run of \
-         the command (`--quick` and `--no-write` only print).\n\n",
-        args.rounds, args.seconds, args.warmup, args.connections
+         Measured {} with `cargo xtask bench`: Envoy {}, {} rounds × {} s per config after {} s \
+         of warm-up, wrk with 1 thread and {} connections, {}. Every full run of the command \
+         rewrites this section; `--quick` and `--no-write` only print.\n\n",
+        meta.date,
+        meta.envoy_version,
+        args.rounds,
+        args.seconds,
+        args.warmup,
+        args.connections,
+        meta.machine
     );
-    r.push_str(&format!(
-        "**Machine.** {}, shared and noisy: absolute numbers move by 10% or more between runs, so the \
-         configs are measured side by side in one run, in interleaved rounds (the order rotates each \
-         round), and compared as ratios to (a) within the same round; the table gives the median over \
-         rounds.\n\n",
-        machine()
-    ));
     r.push_str(
-        "**Method.** The front Envoy runs with `--concurrency 1`, all its threads pinned to core 0 \
-         (`taskset -a -p -c 0`). wrk runs pinned to core 1 (`taskset -c 1 wrk -t1 --latency`) with a Lua \
-         script that gives every request a new `x-user-id` (a random prefix per run, then a counter; one \
-         request in ten in the `65+` age band). Every config has the same routes: one per canary arm \
-         matching the routing header `x-serin-arm`, then the default to stable. The configs: \
-         (a) the router alone; (b) what `serin emit envoy examples/fraud-model.toml` writes — \
-         header_mutation, then Serin (rules, hash split, per-arm metrics, the outcome read from the \
-         JSON response body), then the router; (b′) the same with `examples/percent-canary.toml`: \
-         the same 5% split on `x-user-id` and nothing else (no rules, metrics or outcomes), what \
-         routing costs apart from measuring; (c) a Lua filter that sets the routing header from a \
-         32-bit FNV-1a hash of `x-user-id` (LuaJIT's `bit` library; Envoy's Lua has no MurmurHash3), \
-         5% of users to the canary; (d) a proxy-wasm filter (`bench/empty-filter`, the same SDK and \
-         build profile as Serin) that only returns `Continue`: the ABI's floor; (e) no filter, one route \
-         with `weighted_clusters` (95/5) and `use_hash_policy: true` over a route `hash_policy` on \
-         `x-user-id`. Each measurement starts a fresh front Envoy, checks the split with 1,000 new users \
-         (first round; the canary share column), loads it for the warm-up, then measures. \
-         \"Front CPU per request\" is the front Envoy's user + system time (`/proc/<pid>/stat`) over the \
-         measured requests.\n\n\
-         **Direct-response routes**: each route answers with a direct response naming its arm (a TF \
-         Serving body, so Serin has a body to observe): the filter's cost dominates. (e) cannot run here: \
-         weighted clusters need clusters to pick from.\n\n\
-         **Proxied**: the routes go to the two stand-in models of `envoy-config/upstreams.yaml`, a \
-         second Envoy with one worker, pinned to core 1 beside wrk. Core 1 rather than core 0, so that \
-         the front Envoy, whose cost is what differs between configs, has its core to itself; the \
-         upstream and wrk then share a core, which bounds the throughput the same way for every config.\n\n",
+        "**Method.** The front Envoy runs one worker, pinned to core 0; wrk (one thread, a new \
+         `x-user-id` per request, one in ten in the `65+` age band) runs on core 1, beside the \
+         upstream Envoy when proxied.\n\
+         The configs run in interleaved rounds whose order rotates; each is divided by (a) of the \
+         same round, and the tables give the median (min–max) over rounds, because absolute rps \
+         move by 10% or more between runs on a shared machine.\n\
+         (a) the router alone; (b) what `serin emit envoy examples/fraud-model.toml` writes \
+         (header_mutation, Serin, router); (b′) the same for `examples/percent-canary.toml`, the \
+         same 5% split and nothing else; (c) a Lua filter, 5% by an FNV-1a hash of `x-user-id`; \
+         (d) `bench/empty-filter`, a proxy-wasm filter that only returns `Continue` (Serin's SDK \
+         and build profile: the ABI's floor); (e) no filter, `weighted_clusters` 95/5 with \
+         `use_hash_policy` on `x-user-id`.\n\
+         Direct-response routes answer in the front Envoy, so the filter's cost dominates ((e) \
+         needs clusters: proxied only); proxied routes go to the stand-in models of \
+         `envoy-config/upstreams.yaml`. Front CPU is the front Envoy's user + system time per \
+         measured request; the canary share is that of 1,000 new users in the first round. In \
+         full: `xtask/src/bench.rs`, `e2e/src/bench.rs`.\n\n",
     );
     let direct = rows(results, Mode::Direct);
     let proxied = rows(results, Mode::Proxied);
@@ -565,13 +598,10 @@ fn report(
         ));
     }
     r.push_str(
-        "\nMemory method: Envoy's admin `/memory` counts only its own heap (tcmalloc), not V8's, and \
-         1.40 has no per-VM memory stat, so the bench reads the process's resident memory (`VmRSS`) \
-         after 2 s of load, with one worker and with two: per additional worker = (RSS with 2 − RSS with \
-         1) for the config − the same difference for (a). That is one more VM instance (its linear \
-         memory as far as touched, its contexts), with the module's compiled code shared. \"With one \
-         worker\" also counts the main thread's VM and V8 itself. Each figure is one reading, good to \
-         a few hundred KiB.\n\n",
+        "\nMemory is the process's `VmRSS` after 2 s of load with one worker and with two \
+         (Envoy's `/memory` does not count V8's heap): per additional worker = the config's \
+         difference − (a)'s, one more VM instance with the compiled code shared. One reading \
+         each, good to a few hundred KiB.\n\n",
     );
 
     r.push_str("### Against the targets of issue 8\n\n");
@@ -624,10 +654,15 @@ fn report(
         verdict(serin_size <= 150_000)
     ));
     if let Some(k) = memory.per_worker_kib(Filter::Serin) {
-        r.push_str(&format!(
-            "- VM memory ≤ 2 MB per worker: {} — {}.\n",
-            kib(Some(k)),
+        // Two RSS differences of one reading each: a negative result is noise, not a pass.
+        let v = if k < 0 {
+            "**no reading** (negative: noise; rerun)"
+        } else {
             verdict(k <= 2048)
+        };
+        r.push_str(&format!(
+            "- VM memory ≤ 2 MB per worker: {} — {v}.\n",
+            kib(Some(k)),
         ));
     }
     r
@@ -636,8 +671,16 @@ fn report(
 /// Replace the section under `heading` up to the next `## ` heading (or the end), or append it.
 pub fn write_section(path: &Path, heading: &str, section: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let new = replace_section(&text, heading, section);
+    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `text` with the section that starts at the line `heading` (exactly, after the first line)
+/// replaced by `section`, up to the next line that starts with `## ` (its `###` subsections go
+/// with it); the rest is kept byte for byte. Without such a line, `section` is appended.
+fn replace_section(text: &str, heading: &str, section: &str) -> String {
     let section = format!("{}\n", section.trim_end());
-    let new = match text.find(&format!("\n{heading}\n")) {
+    match text.find(&format!("\n{heading}\n")) {
         Some(at) => {
             let start = at + 1;
             let rest = &text[start + heading.len()..];
@@ -651,6 +694,163 @@ pub fn write_section(path: &Path, heading: &str, section: &str) -> Result<(), St
             "{}\n{section}",
             text.trim_end_matches('\n').to_string() + "\n"
         ),
-    };
-    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    const FILE: &str = "# Benchmarks\n\n| summary |\n|---|\n\n\
+                        ## Load bench in real Envoy\n\nold text\n\n### Direct-response routes\n\nold table\n\n\
+                        ## Instructions per request (callgrind)\n\nold counts\n\n\
+                        ## Detection quality\n\nhand-written\n";
+
+    #[test]
+    fn replaces_exactly_its_section() {
+        let new = replace_section(
+            FILE,
+            "## Load bench in real Envoy",
+            "## Load bench in real Envoy\n\nnew text\n\n### Proxied to upstreams\n\nnew table\n\n",
+        );
+        assert_eq!(
+            new,
+            "# Benchmarks\n\n| summary |\n|---|\n\n\
+             ## Load bench in real Envoy\n\nnew text\n\n### Proxied to upstreams\n\nnew table\n\n\
+             ## Instructions per request (callgrind)\n\nold counts\n\n\
+             ## Detection quality\n\nhand-written\n"
+        );
+        // Rewriting again with the same text changes nothing.
+        let again = replace_section(
+            &new,
+            "## Load bench in real Envoy",
+            "## Load bench in real Envoy\n\nnew text\n\n### Proxied to upstreams\n\nnew table\n",
+        );
+        assert_eq!(again, new);
+    }
+
+    #[test]
+    fn a_section_in_the_middle_or_at_the_end() {
+        let heading = "## Instructions per request (callgrind)";
+        let new = replace_section(FILE, heading, &format!("{heading}\n\nnew counts\n"));
+        assert_eq!(new, FILE.replace("old counts", "new counts"));
+        let heading = "## Detection quality";
+        let new = replace_section(FILE, heading, &format!("{heading}\n\nnew\n"));
+        assert_eq!(new, FILE.replace("hand-written", "new"));
+    }
+
+    #[test]
+    fn only_a_whole_heading_line_matches_and_a_missing_section_is_appended() {
+        let new = replace_section(FILE, "## Load bench", "## Load bench\n\nappended\n");
+        assert_eq!(new, format!("{FILE}\n## Load bench\n\nappended\n"));
+    }
+
+    /// One round per config, with the figures of the 2026-11-27 run where one round can give
+    /// them.
+    fn one_round() -> (super::Args, super::Results, super::Memory) {
+        use super::{Args, Filter, Memory, Mode, Results, Sample, WrkResult, mode_key};
+        let args = Args {
+            rounds: 5,
+            seconds: 10,
+            warmup: 2,
+            connections: 32,
+            modes: vec![Mode::Direct, Mode::Proxied],
+            write: true,
+            quick: false,
+        };
+        let mut results = Results::default();
+        let direct = [
+            (Filter::None, 79860.0, 400.0, 540.0, 12.5, 0.0),
+            (Filter::Serin, 40084.0, 800.0, 1150.0, 24.6, 0.054),
+            (Filter::SerinSplit, 46405.0, 710.0, 960.0, 21.4, 0.054),
+            (Filter::Lua, 61600.0, 520.0, 700.0, 16.2, 0.059),
+            (Filter::EmptyWasm, 66490.0, 490.0, 670.0, 15.0, 0.0),
+        ];
+        let proxied = [
+            (Filter::None, 30283.0, 1020.0, 1620.0, 30.6, 0.0),
+            (Filter::Serin, 20888.0, 1480.0, 2440.0, 46.5, 0.054),
+            (Filter::Native, 30546.0, 1020.0, 1650.0, 30.7, 0.057),
+        ];
+        for (mode, rows) in [(Mode::Direct, &direct[..]), (Mode::Proxied, &proxied[..])] {
+            for &(f, rps, p50_us, p99_us, cpu_us, canary) in rows {
+                let wrk = WrkResult {
+                    rps,
+                    p50_us,
+                    p99_us,
+                    requests: (rps * 10.0) as u64,
+                    errors: 0,
+                };
+                let key = (mode_key(mode), f);
+                results.samples.entry(key).or_default().push(Sample {
+                    round: 0,
+                    wrk,
+                    cpu_us,
+                });
+                results.canary.insert(key, canary);
+            }
+        }
+        let memory = Memory {
+            rss: vec![
+                (Filter::None, 100_000, 110_000),
+                (Filter::Serin, 141_482, 153_694),
+                (Filter::EmptyWasm, 128_836, 139_645),
+            ],
+        };
+        (args, results, memory)
+    }
+
+    fn meta() -> super::Meta {
+        super::Meta {
+            date: "2026-11-27".into(),
+            envoy_version: "1.40.0".into(),
+            machine: "2 cores (Intel(R) Xeon(R) Processor)".into(),
+            serin_size: 386_037,
+            empty_size: 71_935,
+        }
+    }
+
+    #[test]
+    fn the_load_section_is_one_short_section() {
+        let (args, results, memory) = one_round();
+        let s = super::render(&meta(), &args, &results, &memory);
+        assert!(s.starts_with(&format!("{}\n\n", super::SECTION)));
+        assert_eq!(s.matches("\n## ").count(), 0);
+        assert!(s.lines().count() < 45, "{} lines", s.lines().count());
+        assert!(s.contains("| (b) Serin (fraud-model.toml) | **0.502** (0.502–0.502) | 40084 |"));
+        assert!(s.contains("- VM memory ≤ 2 MB per worker: 2.16 MiB — **not met**.\n"));
+        assert!(s.contains("- Direct: p99 of (b) ≤ 1.2 × (a): 1.15 ms vs 0.54 ms (2.13×)"));
+    }
+
+    /// A negative per-worker figure (two one-off RSS differences) is noise, not a pass.
+    #[test]
+    fn a_negative_memory_reading_is_no_reading() {
+        let (args, results, mut memory) = one_round();
+        memory.rss[1] = (super::Filter::Serin, 141_482, 150_000);
+        let s = super::render(&meta(), &args, &results, &memory);
+        assert!(s.contains("- VM memory ≤ 2 MB per worker: -1.45 MiB — **no reading**"));
+    }
+
+    /// The generators' headings are in BENCHMARKS.md, once each, so that a rerun replaces its
+    /// section rather than appending a second one, and every other section survives it.
+    #[test]
+    fn benchmarks_md_has_the_generated_sections() {
+        let text = include_str!("../../BENCHMARKS.md");
+        let headings = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.starts_with("## "))
+                .map(str::to_string)
+                .collect()
+        };
+        for heading in [super::SECTION, crate::instructions::SECTION] {
+            let line = format!("\n{heading}\n");
+            assert_eq!(text.matches(&line).count(), 1, "{heading}");
+            let new = replace_section(text, heading, &format!("{heading}\n\nrewritten\n"));
+            assert_eq!(headings(&new), headings(text), "{heading}");
+            assert_eq!(new.matches("rewritten").count(), 1);
+            assert!(
+                new.len() + 200 < text.len(),
+                "{heading}: too little replaced"
+            );
+        }
+    }
 }

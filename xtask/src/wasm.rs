@@ -7,8 +7,8 @@
 //!
 //! Both routes then run binaryen's `wasm-opt -Oz` on the module when `wasm-opt` is on PATH
 //! (`cargo xtask tools` installs Debian's `binaryen`); without it the module is used as linked,
-//! after a note. `SERIN_WASM_OPT=off` skips it. BENCHMARKS.md ("filter.wasm size") has the
-//! bytes each step saves.
+//! after a note. `SERIN_WASM_OPT=off` skips it. docs/perf-log.md ("filter.wasm size:
+//! build-level steps") has the bytes each step saves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
