@@ -5,9 +5,10 @@
 //! The request path searches every `:path` for its `?`, and the query string and the cookie
 //! header for their separators and `=`s: a byte-at-a-time loop there was a sixth of a
 //! decision's instructions, and `memchr` (not a dependency) dispatches on every call, which
-//! costs as much as it saves on values this short. They all load words here, one way: lane
-//! `i` of a word (its bits `8 * i..8 * i + 8`, little-endian) holds the word's `i`th byte, so
-//! that the lowest lane marked is the first byte.
+//! costs as much as it saves on values this short. The string table and path prefixes compare
+//! strings a word at a time too. They all load words here, one way: lane `i` of a word (its
+//! bits `8 * i..8 * i + 8`, little-endian) holds the word's `i`th byte, so that the lowest lane
+//! marked is the first byte.
 
 /// `byte` in every lane.
 const fn splat(byte: u8) -> u64 {
@@ -17,6 +18,12 @@ const fn splat(byte: u8) -> u64 {
 const ONES: u64 = splat(0x01);
 const HIGHS: u64 = splat(0x80);
 const LOW7: u64 = splat(0x7f);
+
+/// The first eight bytes of `bytes` as a word.
+#[inline(always)]
+pub(crate) fn first_word(bytes: &[u8]) -> Option<u64> {
+    bytes.first_chunk().map(|b| u64::from_le_bytes(*b))
+}
 
 /// The last eight bytes of `bytes` as a word.
 #[inline(always)]
@@ -41,6 +48,15 @@ pub(crate) fn short_word(bytes: &[u8]) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// The first (up to) eight bytes of `bytes` as a word, zero past its end, and the mask of the
+/// lanes they fill: whether a word starts with them is `(word ^ head) & mask == 0`.
+pub(crate) fn head(bytes: &[u8]) -> (u64, u64) {
+    let n = bytes.len().min(8);
+    let mut head = [0; 8];
+    head[..n].copy_from_slice(&bytes[..n]);
+    (u64::from_le_bytes(head), lanes_below(n))
 }
 
 /// Every bit of lanes `0..n`, `n` at most 8.
@@ -295,6 +311,25 @@ mod tests {
                 }
             };
             assert_eq!(lanes, want, "{len}");
+        }
+    }
+
+    #[test]
+    fn words_load_lanes_in_byte_order() {
+        let bytes: Vec<u8> = (1..=10).collect();
+        assert_eq!(first_word(&bytes), Some(0x0807_0605_0403_0201));
+        assert_eq!(last_word(&bytes), Some(0x0a09_0807_0605_0403));
+        assert_eq!(first_word(&bytes[..7]), None);
+        assert_eq!(last_word(&bytes[..7]), None);
+        for n in 0..=10 {
+            let (word, mask) = head(&bytes[..n]);
+            let lanes = n.min(8);
+            let mut want = [0; 8];
+            want[..lanes].copy_from_slice(&bytes[..lanes]);
+            assert_eq!(word, u64::from_le_bytes(want), "{n}");
+            assert_eq!(mask, lanes_below(lanes), "{n}");
+            assert_eq!(mask.count_ones() as usize, 8 * lanes, "{n}");
+            assert_eq!(mask.trailing_ones() as usize, 8 * lanes, "{n}");
         }
     }
 }
