@@ -188,9 +188,11 @@ mod tests {
         (first, all)
     }
 
-    fn positions(bytes: &[u8], byte: u8) -> (Option<usize>, Vec<usize>) {
+    /// `scanned` agrees with a byte-at-a-time search.
+    fn assert_finds(bytes: &[u8], byte: u8) {
         let all: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == byte).collect();
-        (all.first().copied(), all)
+        let want = (all.first().copied(), all);
+        assert_eq!(scanned(bytes, byte), want, "{bytes:?} {byte:#x}");
     }
 
     /// For every byte value and every length up to 16 (one word, a word and a tail of every
@@ -230,22 +232,14 @@ mod tests {
                     for at in 0..len {
                         let mut once = background.clone();
                         once[at] = byte;
-                        assert_eq!(
-                            scanned(&once, byte),
-                            positions(&once, byte),
-                            "{once:?} {byte:#x}"
-                        );
+                        assert_finds(&once, byte);
                         for step in 1..=3 {
                             let mut many = once.clone();
                             many.iter_mut()
                                 .skip(at)
                                 .step_by(step)
                                 .for_each(|b| *b = byte);
-                            assert_eq!(
-                                scanned(&many, byte),
-                                positions(&many, byte),
-                                "{many:?} {byte:#x}"
-                            );
+                            assert_finds(&many, byte);
                         }
                     }
                 }
@@ -269,28 +263,21 @@ mod tests {
                 ] {
                     let mut bytes = vec![other; len];
                     ats.iter().for_each(|&at| bytes[at] = byte);
-                    assert_eq!(
-                        scanned(&bytes, byte),
-                        positions(&bytes, byte),
-                        "{bytes:?} {byte:#x}"
-                    );
+                    assert_finds(&bytes, byte);
                 }
             }
         }
     }
 
-    /// Every byte value once in 256 bytes (32 words), in descending order, and the slice cut at
-    /// every length: each value is found where it is, or not at all once cut off.
+    /// Every byte value once in 256 bytes (32 words), in descending order, and the slice cut to
+    /// lengths that leave each kind of word and tail: each value is found where it is, or not at
+    /// all once cut off.
     #[test]
     fn finds_every_byte_value_among_all_the_others() {
         let bytes: Vec<u8> = (0..=255u8).rev().collect();
         for len in [0, 1, 3, 4, 7, 8, 9, 100, 255, 256] {
             for byte in 0..=255u8 {
-                assert_eq!(
-                    scanned(&bytes[..len], byte),
-                    positions(&bytes[..len], byte),
-                    "{len} {byte:#x}"
-                );
+                assert_finds(&bytes[..len], byte);
             }
         }
     }
