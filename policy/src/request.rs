@@ -143,11 +143,12 @@ impl NameEnds {
         Some(name.iter().rposition(|&b| b == b';').map_or(0, |at| at + 1))
     }
 
+    // A loop, not `find`: callgrind counted 3 fewer instructions per decision.
+    #[allow(clippy::manual_find)]
     #[inline(always)]
     fn first_eq(&self, header: &[u8]) -> Option<usize> {
         // An `=` given again (where words overlap) is tested again, and fails again. One at 0
         // follows nothing (its name is empty): the byte before it is past the end.
-        // A loop, not `find`: callgrind counted 3 fewer instructions per decision.
         bytes::scan(header, |word| {
             for eq in word.all(b'=') {
                 if header
