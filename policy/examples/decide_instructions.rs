@@ -12,6 +12,9 @@
 //! filter fetches for that plan), `split_only` (the plan without its rules, whole request).
 //! Callgrind counts only inside `measured`: divide its total by the decision count.
 //! `callgrind_annotate --inclusive=yes /tmp/cg.decide` shows where they go.
+//!
+//! `cargo xtask budget` (a step of `cargo xtask test`, so of CI) runs the three cases this way
+//! and fails when one executes more than its budget in `xtask/src/budget.rs`.
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;

@@ -10,6 +10,7 @@
 //! requests. The filter routes with a router; `Plan::decide` stays the reference, and what one-off
 //! callers (`serin explain`, tests) use.
 
+pub(crate) mod bytes;
 mod prefix;
 mod table;
 #[cfg(test)]

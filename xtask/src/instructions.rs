@@ -62,9 +62,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
-    if shell::output(Command::new("valgrind").arg("--version")).is_none() {
-        shell::apt_install(&["valgrind"])?;
-    }
     let tools = tools::ensure_all(root)?;
     let envoy = envoy_binary(&tools.envoy)?;
     let compile = |file: &str| -> Result<serin_policy::Plan, String> {
@@ -169,10 +166,7 @@ fn count(
     if failed > 0 {
         return Err(format!("{failed} requests failed under {}", which.label()));
     }
-    let log = front.log();
-    let collected: u64 = log
-        .lines()
-        .find_map(|l| l.split("Collected :").nth(1)?.trim().parse().ok())
+    let collected = collected(&front.log())
         .ok_or_else(|| format!("no callgrind total in the log:\n{}", front.log_tail(20)))?;
     for entry in std::fs::read_dir(std::env::temp_dir()).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
@@ -181,6 +175,13 @@ fn count(
         }
     }
     Ok(collected as f64 / f64::from(requests))
+}
+
+/// The instructions callgrind counted, from the line it ends its log with (`==pid== Collected :
+/// N`).
+pub fn collected(log: &str) -> Option<u64> {
+    log.lines()
+        .find_map(|l| l.split("Collected :").nth(1)?.trim().parse().ok())
 }
 
 fn report(rows: &[(Filter, f64)], requests: u32) -> String {

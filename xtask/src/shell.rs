@@ -1,9 +1,22 @@
 //! Running commands, with the command line echoed so a CI log shows what happened.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `cargo build ARGS` in the workspace, into `<root>/target` whatever `CARGO_TARGET_DIR` says,
+/// so that the caller knows where to find what it built; returns that directory.
+pub fn cargo_build(root: &Path, args: &[&str]) -> Result<PathBuf, String> {
+    let target_dir = root.join("target");
+    run(cargo()
+        .current_dir(root)
+        .arg("build")
+        .args(args)
+        .env("CARGO_TARGET_DIR", &target_dir))?;
+    Ok(target_dir)
 }
 
 pub fn run(cmd: &mut Command) -> Result<(), String> {

