@@ -3,8 +3,8 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::{MetricType, Status};
-use serin_policy::Update;
 use serin_policy::catalogue::{Catalogue, Kind};
+use serin_policy::{Rewrite, Update};
 
 pub fn now_ms(ctx: &dyn Context) -> u64 {
     ctx.get_current_time()
@@ -19,7 +19,7 @@ const CAS_ATTEMPTS: usize = 8;
 pub struct SharedData;
 
 impl serin_policy::SharedData for SharedData {
-    fn update(&mut self, key: &str, f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>) -> bool {
+    fn update(&mut self, key: &str, f: &mut Rewrite<'_>) -> bool {
         for _ in 0..CAS_ATTEMPTS {
             let Ok((current, cas)) = hostcalls::get_shared_data(key) else {
                 return false;

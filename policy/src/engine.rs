@@ -25,7 +25,7 @@ mod shared;
 use std::sync::Arc;
 
 pub use exchange::{Exchange, Sample};
-pub use shared::{InMemory, SharedData};
+pub use shared::{InMemory, Rewrite, SharedData};
 
 use crate::catalogue::Catalogue;
 use crate::decide::Decision;

@@ -148,10 +148,10 @@ impl Engine {
         if ex.body.len() + size > MAX_OUTCOME_BODY {
             ex.body_too_long = true;
             ex.body = Vec::new();
-        } else if !ex.body_too_long {
-            if let Some(chunk) = read() {
-                ex.body.extend_from_slice(&chunk);
-            }
+        } else if !ex.body_too_long
+            && let Some(chunk) = read()
+        {
+            ex.body.extend_from_slice(&chunk);
         }
         if end_of_stream && !ex.body_too_long {
             let body = std::mem::take(&mut ex.body);
