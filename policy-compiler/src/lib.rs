@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+mod ctx;
 pub mod diag;
 pub mod emit;
 pub mod explain;

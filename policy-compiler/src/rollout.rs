@@ -7,8 +7,8 @@ use serin_policy::{
 };
 
 use crate::ast::*;
+use crate::ctx::{Ctx, fmt_bp, percent_bp, quoted};
 use crate::diag::{Diagnostic, Span, did_you_mean};
-use crate::validate::{Ctx, fmt_bp, percent_bp, quoted};
 
 /// Window of a guard when neither it nor `[guard_defaults]` sets one.
 pub const DEFAULT_WINDOW_SECONDS: u64 = 300;

@@ -12,6 +12,7 @@ mod cidr;
 mod decide;
 mod engine;
 pub mod guard;
+mod lane;
 mod outcome;
 mod plan;
 mod request;

@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Cidr;
+use crate::rollout::GuardMetric;
+
+// Re-exported: they are part of the plan, and the crate root exports the plan's names.
+pub use crate::lane::{ArmId, Lane};
 
 /// The plan format this build reads and writes. A filter refuses any other value.
 pub const PLAN_FORMAT: u32 = 1;
@@ -19,9 +23,6 @@ pub const SERIN_SCALE: u32 = 10_000;
 /// Upper bound on a serialized plan the filter accepts, so that a plugin config cannot make
 /// it allocate without bound.
 pub const MAX_PLAN_BYTES: usize = 4 << 20;
-
-/// Index of an arm in [`Plan::arms`].
-pub type ArmId = u8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,16 +173,6 @@ pub enum Reduce {
     MulShift { scale: u32 },
     /// `bucket = h % modulus`: Unleash's normalisation (minus its `+ 1`).
     Modulo { modulus: u32 },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Lane {
-    pub arm: ArmId,
-    /// Inclusive.
-    pub start: u32,
-    /// Exclusive.
-    pub end: u32,
 }
 
 /// What a split does with a request that carries no key.
@@ -427,6 +418,56 @@ impl Plan {
         if let Some(o) = &self.override_ {
             if !is_header_name(&o.header) {
                 return err("override header is not a lower-case header name".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Index checks for the rollout fields, so that the engine can index without panicking.
+    pub fn check_rollout(&self) -> Result<(), PlanError> {
+        let err = |m: String| Err(PlanError(m));
+        let arm_ok = |a: ArmId| usize::from(a) < self.arms.len();
+        for s in &self.segments {
+            if !is_header_name(&s.header) {
+                return err(format!(
+                    "segment `{}` reads a header that is not a lower-case header name",
+                    s.name
+                ));
+            }
+        }
+        for g in &self.guards {
+            if g.arms.iter().any(|a| !arm_ok(*a)) {
+                return err(format!("guard `{}` watches a missing arm", g.name));
+            }
+            if let GuardMetric::OutcomeRate {
+                outcome, segment, ..
+            } = &g.metric
+            {
+                if usize::from(*outcome) >= self.outcomes.len()
+                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len())
+                {
+                    return err(format!(
+                        "guard `{}` refers to a missing outcome or segment",
+                        g.name
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &self.ramp {
+            let Some(split) = self.splits.get(usize::from(r.split)) else {
+                return err("the ramp refers to a missing split".into());
+            };
+            let bound = match split.hash.reduce {
+                Reduce::MulShift { scale } => scale,
+                Reduce::Modulo { modulus } => modulus,
+            };
+            if !arm_ok(r.arm)
+                || r.steps
+                    .iter()
+                    .flat_map(|s| &s.lanes)
+                    .any(|l| !arm_ok(l.arm) || l.start > l.end || l.end > bound)
+            {
+                return err("the ramp refers to a missing arm or has a lane out of range".into());
             }
         }
         Ok(())

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{ArmId, Lane, Plan, PlanError, is_header_name};
+use crate::lane::{ArmId, Lane};
 
 /// Parts per million: the unit of every rate, ratio and quantile in the plan.
 pub const PPM: u32 = 1_000_000;
@@ -96,9 +96,9 @@ pub enum GuardMetric {
     },
     /// Share of responses whose outcome is positive, overall or per segment value.
     OutcomeRate {
-        /// Index into [`Plan::outcomes`].
+        /// Index into [`Plan::outcomes`](crate::Plan::outcomes).
         outcome: u8,
-        /// Index into [`Plan::segments`]: evaluate the guard for each segment value separately.
+        /// Index into [`Plan::segments`](crate::Plan::segments): evaluate the guard for each segment value separately.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         segment: Option<u8>,
         /// Only these segment values (sorted); empty: every value of the segment.
@@ -129,7 +129,7 @@ pub enum Breach {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ramp {
-    /// Index into [`Plan::splits`].
+    /// Index into [`Plan::splits`](crate::Plan::splits).
     pub split: u16,
     pub arm: ArmId,
     pub steps: Vec<RampStep>,
@@ -171,56 +171,4 @@ pub struct Metrics {
     pub labels: Vec<String>,
     /// Latency histogram bucket bounds in microseconds, increasing.
     pub latency_buckets_us: Vec<u32>,
-}
-
-impl Plan {
-    /// Index checks for the rollout fields, so that the engine can index without panicking.
-    pub fn check_rollout(&self) -> Result<(), PlanError> {
-        let err = |m: String| Err(PlanError(m));
-        let arm_ok = |a: ArmId| usize::from(a) < self.arms.len();
-        for s in &self.segments {
-            if !is_header_name(&s.header) {
-                return err(format!(
-                    "segment `{}` reads a header that is not a lower-case header name",
-                    s.name
-                ));
-            }
-        }
-        for g in &self.guards {
-            if g.arms.iter().any(|a| !arm_ok(*a)) {
-                return err(format!("guard `{}` watches a missing arm", g.name));
-            }
-            if let GuardMetric::OutcomeRate {
-                outcome, segment, ..
-            } = &g.metric
-            {
-                if usize::from(*outcome) >= self.outcomes.len()
-                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len())
-                {
-                    return err(format!(
-                        "guard `{}` refers to a missing outcome or segment",
-                        g.name
-                    ));
-                }
-            }
-        }
-        if let Some(r) = &self.ramp {
-            let Some(split) = self.splits.get(usize::from(r.split)) else {
-                return err("the ramp refers to a missing split".into());
-            };
-            let bound = match split.hash.reduce {
-                crate::plan::Reduce::MulShift { scale } => scale,
-                crate::plan::Reduce::Modulo { modulus } => modulus,
-            };
-            if !arm_ok(r.arm)
-                || r.steps
-                    .iter()
-                    .flat_map(|s| &s.lanes)
-                    .any(|l| !arm_ok(l.arm) || l.start > l.end || l.end > bound)
-            {
-                return err("the ramp refers to a missing arm or has a lane out of range".into());
-            }
-        }
-        Ok(())
-    }
 }

@@ -31,17 +31,25 @@
 //! once and keep its evidence, and the healthy floor is what lets it notice a late regression.
 #![allow(clippy::module_inception)]
 
-mod engine;
+mod check;
+mod compile;
 mod hist;
+mod layout;
+mod machine;
+mod params;
+mod report;
 pub mod sprt;
+mod state;
 mod window;
 
-pub use engine::{
-    Check, CheckState, Evidence, FULL_WEIGHT, Layout, Params, Phase, Rollout, RolloutState,
-    Transition, segment_value_index,
-};
+pub use check::Check;
 pub use hist::{BUCKETS, Histogram, SUB_BITS, bucket_of, lower_bound};
+pub use layout::{Layout, segment_value_index};
+pub use machine::{FULL_WEIGHT, Rollout};
+pub use params::Params;
+pub use report::{Evidence, Transition};
 pub use sprt::Verdict;
+pub use state::{CheckState, Phase, RolloutState};
 pub use window::{
     CELLS, Class, Counters, Outcomes, ROLES, Role, SLOTS, Slot, WINDOW_BYTES, Window,
 };

@@ -1,0 +1,197 @@
+//! Everything about a rollout that changes: its [`Phase`] and each check's running test, with a
+//! binary encoding so that the Envoy workers can share it.
+
+use serde::{Deserialize, Serialize};
+
+use super::hist::{BUCKETS, Histogram};
+use super::window::Reader;
+
+/// Where the rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    /// At ramp step `step` (index into the plan's ramp steps).
+    Ramping { step: u16 },
+    /// A guard with `on_breach = "hold"` breached: the weight stays at `step` until it recovers.
+    Held { step: u16, guard: u16 },
+    /// Every step passed. Terminal.
+    Promoted,
+    /// A guard with `on_breach = "rollback"` breached: every new request goes to stable. Terminal.
+    RolledBack { guard: u16 },
+}
+
+impl Phase {
+    /// A number for a gauge: 1 ramping, 2 held, 3 promoted, 4 rolled back.
+    pub fn code(&self) -> u8 {
+        match self {
+            Phase::Ramping { .. } => 1,
+            Phase::Held { .. } => 2,
+            Phase::Promoted => 3,
+            Phase::RolledBack { .. } => 4,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Phase::Promoted | Phase::RolledBack { .. })
+    }
+}
+
+/// One check's running test, in the shared state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckState {
+    /// The log-likelihood ratio of "breach" against "at the limit", floored at the healthy bound.
+    pub llr: f64,
+    pub canary_events: u64,
+    pub canary_samples: u64,
+    pub stable_events: u64,
+    pub stable_samples: u64,
+    /// The latency threshold last tested (µs).
+    pub threshold: f64,
+}
+
+/// Everything about a rollout that changes: shared between workers as bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutState {
+    /// The plan digest this state belongs to.
+    pub digest: String,
+    pub phase: Phase,
+    pub started: bool,
+    pub step_started_ms: u64,
+    /// Completed canary requests seen in the current step.
+    pub step_canary: u64,
+    /// The first sub-window not yet fed to the tests.
+    pub next_slot: u64,
+    pub last_tick_ms: u64,
+    /// Manual gates approved for steps `0..approved`.
+    pub approved: u16,
+    pub checks: Vec<CheckState>,
+    /// Stable's latency over the consumed sub-windows (decayed): the latency-ratio reference.
+    pub reference: Histogram,
+}
+
+const STATE_MAGIC: [u8; 4] = *b"SRNS";
+const STATE_VERSION: u16 = 1;
+const MAX_DIGEST: usize = 256;
+const MAX_CHECKS: usize = 1024;
+
+impl RolloutState {
+    /// The number for a state gauge (see [`Phase::code`]).
+    pub fn gauge(&self) -> u8 {
+        self.phase.code()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.checks.len() * 48 + BUCKETS * 4);
+        out.extend_from_slice(&STATE_MAGIC);
+        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        let digest = &self.digest.as_bytes()[..self.digest.len().min(MAX_DIGEST)];
+        out.extend_from_slice(&(digest.len() as u16).to_le_bytes());
+        out.extend_from_slice(digest);
+        let (code, a, b) = match self.phase {
+            Phase::Ramping { step } => (1u8, step, 0u16),
+            Phase::Held { step, guard } => (2, step, guard),
+            Phase::Promoted => (3, 0, 0),
+            Phase::RolledBack { guard } => (4, 0, guard),
+        };
+        out.push(code);
+        out.extend_from_slice(&a.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+        out.push(u8::from(self.started));
+        for x in [
+            self.step_started_ms,
+            self.step_canary,
+            self.next_slot,
+            self.last_tick_ms,
+        ] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&self.approved.to_le_bytes());
+        let n = self.checks.len().min(MAX_CHECKS);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        for c in &self.checks[..n] {
+            out.extend_from_slice(&c.llr.to_bits().to_le_bytes());
+            for x in [
+                c.canary_events,
+                c.canary_samples,
+                c.stable_events,
+                c.stable_samples,
+            ] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            out.extend_from_slice(&c.threshold.to_bits().to_le_bytes());
+        }
+        for c in &self.reference.counts {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decode [`RolloutState::to_bytes`]; `None` for anything else, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Option<RolloutState> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != STATE_MAGIC || r.u16()? != STATE_VERSION {
+            return None;
+        }
+        let len = usize::from(r.u16()?);
+        if len > MAX_DIGEST {
+            return None;
+        }
+        let digest = String::from_utf8(r.take(len)?.to_vec()).ok()?;
+        let (code, a, b) = (r.u8()?, r.u16()?, r.u16()?);
+        let phase = match code {
+            1 => Phase::Ramping { step: a },
+            2 => Phase::Held { step: a, guard: b },
+            3 => Phase::Promoted,
+            4 => Phase::RolledBack { guard: b },
+            _ => return None,
+        };
+        let started = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let (step_started_ms, step_canary, next_slot, last_tick_ms) =
+            (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        let approved = r.u16()?;
+        let n = usize::from(r.u16()?);
+        if n > MAX_CHECKS {
+            return None;
+        }
+        let mut checks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let llr = r.f64()?;
+            let c = CheckState {
+                llr: if llr.is_finite() { llr } else { 0.0 },
+                canary_events: r.u64()?,
+                canary_samples: r.u64()?,
+                stable_events: r.u64()?,
+                stable_samples: r.u64()?,
+                threshold: r.f64()?,
+            };
+            checks.push(c);
+        }
+        let mut reference = Histogram::default();
+        for c in reference.counts.iter_mut() {
+            *c = r.u32()?;
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        Some(RolloutState {
+            digest,
+            phase,
+            started,
+            step_started_ms,
+            step_canary,
+            next_slot,
+            last_tick_ms,
+            approved,
+            checks,
+            reference,
+        })
+    }
+}
