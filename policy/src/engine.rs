@@ -30,7 +30,7 @@ pub use shared::{InMemory, Rewrite, SharedData};
 use crate::catalogue::Catalogue;
 use crate::decide::Decision;
 use crate::guard::segment_value_index;
-use crate::guard::{FULL_WEIGHT, Params, Phase, Rollout, Transition, Window};
+use crate::guard::{Params, Phase, Rollout, Transition, Window};
 use crate::murmur3_x86_32;
 use crate::plan::{Fallback, Lane, Plan, Reduce};
 use crate::request::Request;
@@ -341,38 +341,28 @@ pub struct RampAt {
 }
 
 /// Where a phase puts the ramped arm; `None` when the plan has no ramp (its split's own lanes
-/// always apply) or the step is out of range. The one place that knows what a phase means for
-/// routing.
+/// always apply) or the step is out of range. The one place that knows which lanes a phase
+/// routes by; [`Phase::weight`] is the one that knows its weight.
 pub fn ramp_at(plan: &Plan, phase: Phase) -> Option<RampAt> {
     let ramp = plan.ramp.as_ref()?;
     let split = plan.splits.get(usize::from(ramp.split))?;
-    Some(match phase {
+    let weight = phase.weight(&ramp.steps)?;
+    let lanes = match phase {
         Phase::Ramping { step } | Phase::Held { step, .. } => {
-            let step = ramp.steps.get(usize::from(step))?;
-            RampAt {
-                weight: step.weight.min(FULL_WEIGHT),
-                lanes: Some(step.lanes.clone()),
-            }
+            Some(ramp.steps.get(usize::from(step))?.lanes.clone())
         }
         Phase::Promoted => {
             let end = match split.hash.reduce {
                 Reduce::MulShift { scale } => scale,
                 Reduce::Modulo { modulus } => modulus,
             };
-            RampAt {
-                weight: FULL_WEIGHT,
-                lanes: Some(vec![Lane {
-                    arm: ramp.arm,
-                    start: 0,
-                    end,
-                }]),
-            }
+            let arm = ramp.arm;
+            Some(vec![Lane { arm, start: 0, end }])
         }
-        Phase::RolledBack { .. } => RampAt {
-            weight: 0,
-            lanes: None,
-        },
-    })
+        // Routing short-circuits to stable; the lanes no longer matter.
+        Phase::RolledBack { .. } => None,
+    };
+    Some(RampAt { weight, lanes })
 }
 
 fn bump(tallies: &mut [u64], series: usize) {

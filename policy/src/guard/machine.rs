@@ -82,14 +82,7 @@ impl Rollout {
     /// or held, [`FULL_WEIGHT`] once promoted, 0 once rolled back. `None` when the plan has no
     /// ramp and nothing was decided: the split's own lanes apply.
     pub fn canary_weight(&self, state: &RolloutState) -> Option<u32> {
-        match state.phase {
-            Phase::Promoted => Some(FULL_WEIGHT),
-            Phase::RolledBack { .. } => Some(0),
-            Phase::Ramping { step } | Phase::Held { step, .. } => self
-                .steps
-                .get(usize::from(step))
-                .map(|s| s.weight.min(FULL_WEIGHT)),
-        }
+        state.phase.weight(&self.steps)
     }
 
     /// Let a step with a manual gate advance (an operator's approval).

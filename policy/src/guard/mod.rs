@@ -8,17 +8,18 @@
 //! - [`Rollout`] and [`RolloutState`]: the state machine, compiled from the plan's guards and
 //!   ramp and driven by [`Rollout::tick`].
 //!
-//! # How the filter uses it
+//! # How the engine uses it
 //!
-//! Each worker records into its own [`Window`] ([`Rollout::role_of`] maps the routed arm to
-//! [`Role::Stable`] or [`Role::Canary`]; [`Layout::cells_for`] gives a response's outcome
-//! cells). On each tick it merges that window into the shared one (get, [`Window::merge`],
-//! set with the CAS token, retry on mismatch) and clears its own; then it reads the shared
-//! [`RolloutState`] ([`Rollout::restore`]), calls [`Rollout::tick`], and writes the state
-//! back with CAS. A worker that loses the race re-reads and ticks again, which consumes
-//! nothing twice: the state records the next sub-window to read. Every worker reads the
-//! state's phase on its own tick, so a rollback reaches all of them within one tick, and
-//! [`Rollout::canary_weight`] is 0 from then on.
+//! [`crate::Engine`] (one per proxy worker) records into its own [`Window`]
+//! ([`Rollout::role_of`] maps the routed arm to [`Role::Stable`] or [`Role::Canary`];
+//! [`Layout::cells_for`] gives a response's outcome cells). On each tick it merges that window
+//! into the shared one (read-modify-write through the backend's shared data, retried on a
+//! concurrent write) and clears its own; then it reads the shared [`RolloutState`]
+//! ([`Rollout::restore`]), calls [`Rollout::tick`], and writes the state back the same way. A
+//! worker that loses the race re-reads and ticks again, which consumes nothing twice: the state
+//! records the next sub-window to read. Every worker reads the state's phase on its own tick, so
+//! a rollback reaches all of them within one tick, and [`Rollout::canary_weight`] is 0 from
+//! then on.
 //!
 //! # What the engine evaluates
 //!

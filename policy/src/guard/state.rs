@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::FULL_WEIGHT;
 use super::hist::{BUCKETS, Histogram};
 use super::window::Reader;
+use crate::rollout::RampStep;
 
 /// Where the rollout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,20 @@ impl Phase {
 
     pub fn is_terminal(&self) -> bool {
         matches!(self, Phase::Promoted | Phase::RolledBack { .. })
+    }
+
+    /// The ramped arm's weight in basis points at this phase of a ramp with `steps`: the
+    /// step's while ramping or held, all of it once promoted, none once rolled back; `None` for
+    /// a step the ramp does not have. The one place that says what a phase weighs
+    /// ([`crate::ramp_at`] adds its lanes).
+    pub fn weight(&self, steps: &[RampStep]) -> Option<u32> {
+        match *self {
+            Phase::Promoted => Some(FULL_WEIGHT),
+            Phase::RolledBack { .. } => Some(0),
+            Phase::Ramping { step } | Phase::Held { step, .. } => steps
+                .get(usize::from(step))
+                .map(|s| s.weight.min(FULL_WEIGHT)),
+        }
     }
 }
 
