@@ -23,7 +23,7 @@ impl Load {
         while !self.stop.load(Ordering::Relaxed) {
             i += 1;
             let user = format!("t{thread}-u{i}");
-            let band = if i % 10 == 0 { "65+" } else { "35-64" };
+            let band = if i.is_multiple_of(10) { "65+" } else { "35-64" };
             let reply = stack.send(
                 "/v1/models/fraud:predict",
                 &[("x-user-id", &user), ("x-age-band", band)],

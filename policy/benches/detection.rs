@@ -9,6 +9,9 @@ use std::time::Instant;
 use serin_policy::guard::Params;
 use serin_policy::sim::{self, Scenario};
 
+/// A scenario of `runs` runs from seed `seed`.
+type MakeScenario = fn(u32, u64) -> Scenario;
+
 fn main() {
     let runs: u32 = std::env::args()
         .skip(1)
@@ -16,7 +19,7 @@ fn main() {
         .unwrap_or(1000);
     let plan = fixture::plan();
     let params = Params::default();
-    let scenarios: [(&str, fn(u32, u64) -> Scenario); 4] = [
+    let scenarios: [(&str, MakeScenario); 4] = [
         ("A/A (identical arms)", fixture::aa),
         ("errors 1% -> 2%", fixture::errors_doubled),
         ("latency +20% (p99 +20%)", fixture::latency_plus_20),

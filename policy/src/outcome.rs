@@ -52,7 +52,7 @@ impl Positive {
         match self {
             Positive::Equals { any_of } => {
                 let text = n.to_string();
-                any_of.iter().any(|v| *v == text)
+                any_of.contains(&text)
             }
             Positive::Above { value } => n.as_f64().is_some_and(|x| x > *value),
         }

@@ -410,15 +410,15 @@ impl Plan {
                 _ => {}
             }
         }
-        if let Some(shadow) = &self.shadow {
-            if shadow.share > SERIN_SCALE || !is_header_name(&shadow.header) {
-                return err("shadow share or header is invalid".into());
-            }
+        if let Some(shadow) = &self.shadow
+            && (shadow.share > SERIN_SCALE || !is_header_name(&shadow.header))
+        {
+            return err("shadow share or header is invalid".into());
         }
-        if let Some(o) = &self.override_ {
-            if !is_header_name(&o.header) {
-                return err("override header is not a lower-case header name".into());
-            }
+        if let Some(o) = &self.override_
+            && !is_header_name(&o.header)
+        {
+            return err("override header is not a lower-case header name".into());
         }
         Ok(())
     }
@@ -442,15 +442,13 @@ impl Plan {
             if let GuardMetric::OutcomeRate {
                 outcome, segment, ..
             } = &g.metric
+                && (usize::from(*outcome) >= self.outcomes.len()
+                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len()))
             {
-                if usize::from(*outcome) >= self.outcomes.len()
-                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len())
-                {
-                    return err(format!(
-                        "guard `{}` refers to a missing outcome or segment",
-                        g.name
-                    ));
-                }
+                return err(format!(
+                    "guard `{}` refers to a missing outcome or segment",
+                    g.name
+                ));
             }
         }
         if let Some(r) = &self.ramp {

@@ -90,7 +90,8 @@ pub fn run(root: &Path) -> Result<(), String> {
     load.during(&stack, 4, || -> Result<(), String> {
         let start = Instant::now();
         let mut last = load.snapshot();
-        let result = loop {
+        
+        loop {
             std::thread::sleep(Duration::from_secs(1));
             let now = load.snapshot();
             let at = start.elapsed().as_secs_f64();
@@ -100,17 +101,15 @@ pub fn run(root: &Path) -> Result<(), String> {
                 .map(|bp| bp / 100.0);
             let row = row(at, &last, &now, weight, state);
             let before = rows.last().and_then(|r| r.weight);
-            if state != ROLLED_BACK {
-                if let (Some(b), Some(w)) = (before, weight) {
-                    if b != w {
+            if state != ROLLED_BACK
+                && let (Some(b), Some(w)) = (before, weight)
+                    && b != w {
                         println!(
                             "      ── ramp step: the canary's weight goes from {} to {} ──",
                             pct(b),
                             pct(w)
                         );
                     }
-                }
-            }
             println!(
                 "{:>5.0} {:>9} {:>7} {:>12.2}% {:>13.2}%  {}",
                 row.at,
@@ -147,16 +146,14 @@ pub fn run(root: &Path) -> Result<(), String> {
                     "      ── serin rolled the canary back; every new request goes to the stable model ──"
                 );
             }
-            if let Some((t, _)) = rolled_back_at {
-                if at >= t + AFTER_ROLLBACK_SECONDS {
+            if let Some((t, _)) = rolled_back_at
+                && at >= t + AFTER_ROLLBACK_SECONDS {
                     break Ok(());
                 }
-            }
             if at > 90.0 {
                 break Err("the canary was not rolled back within 90 s".to_string());
             }
-        };
-        result
+        }
     })?;
 
     let log = stack.front.log();

@@ -335,7 +335,7 @@ fn memory_growth(samples: &[Sample]) -> f64 {
     if n < 2 {
         return 0.0;
     }
-    let window = (n / 4).max(1).min(6);
+    let window = (n / 4).clamp(1, 6);
     let mean = |s: &[Sample]| s.iter().map(|s| s.rss_kib as f64).sum::<f64>() / s.len() as f64;
     let first = mean(&samples[..window]);
     let last = mean(&samples[n - window..]);

@@ -148,10 +148,10 @@ fn a_healthy_canary_ramps_through_every_step_to_promotion() {
         let start = Instant::now();
         let mut promoted = false;
         while start.elapsed() < Duration::from_secs(90) && !promoted {
-            if let Some(w) = stack.prometheus("serin_canary_weight_bp") {
-                if weights_seen.last() != Some(&w) {
-                    weights_seen.push(w);
-                }
+            if let Some(w) = stack.prometheus("serin_canary_weight_bp")
+                && weights_seen.last() != Some(&w)
+            {
+                weights_seen.push(w);
             }
             promoted = stack.prometheus("serin_rollout_state") == Some(PROMOTED);
             std::thread::sleep(Duration::from_millis(100));

@@ -216,7 +216,9 @@ fn header(name: &str, test: Test) -> Matcher {
 #[test]
 fn every_matcher() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(Matcher, Vec<(&str, &str)>, bool)> = vec![
+    // A matcher, a request's headers, and whether it holds.
+    type Case = (Matcher, Vec<(&'static str, &'static str)>, bool);
+    let cases: Vec<Case> = vec![
         (header("x-t", Test::Present), vec![("x-t", "")], true),
         (header("x-t", Test::Present), vec![], false),
         (header("x-t", Test::Absent), vec![], true),

@@ -124,7 +124,7 @@ impl Histogram {
     /// The smallest bucket bound at or above `micros`: thresholds taken from here make
     /// [`Histogram::count_at_or_above`] exact.
     pub fn bound_at_or_above(micros: f64) -> u64 {
-        if !(micros > 0.0) {
+        if micros.is_nan() || micros <= 0.0 {
             return 0;
         }
         let top = lower_bound(BUCKETS);
