@@ -31,6 +31,7 @@
 pub mod abi;
 pub mod headers;
 mod hostcalls;
+mod imports;
 pub mod pairs;
 mod properties;
 mod shared;
