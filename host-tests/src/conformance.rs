@@ -987,10 +987,3 @@ fn a_trap_fails_the_vm_and_later_calls_report_it() {
     assert!(w.failure().is_some());
     assert!(w.request().send_headers().is_err());
 }
-
-#[test]
-fn a_missing_filter_module_says_how_to_build_it() {
-    let err =
-        crate::read_filter_wasm(std::path::Path::new("/nonexistent/filter.wasm")).unwrap_err();
-    assert!(format!("{err:#}").contains("cargo xtask wasm"), "{err:#}");
-}
