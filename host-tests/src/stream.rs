@@ -225,7 +225,7 @@ impl<'w> Stream<'w> {
         end_of_stream: bool,
     ) -> Result<Action> {
         self.ensure_created()?;
-        let map = self.worker.store.data_mut().header_map(headers);
+        let map = HeaderMap::from_pairs(headers);
         let n = map.len() as i32;
         {
             let s = self.state_mut();
@@ -474,7 +474,8 @@ impl Drop for Stream<'_> {
         if self.worker.failure.is_none() && !std::thread::panicking() {
             let _ = self.done();
         }
-        self.worker.store.data_mut().remove_stream(self.id);
-        self.worker.store.data_mut().contexts.remove(&self.id);
+        let state = self.worker.store.data_mut();
+        state.streams.remove(&self.id);
+        state.contexts.remove(&self.id);
     }
 }

@@ -279,7 +279,7 @@ impl Worker {
     pub fn request_with_headers(&mut self, headers: &[(&str, &str)]) -> Stream<'_> {
         let id = self.new_context(ContextKind::Http);
         let s = StreamState {
-            request_headers: self.store.data_mut().header_map(headers),
+            request_headers: HeaderMap::from_pairs(headers),
             end_of_stream: true,
             connection_id: self.host.next_connection.fetch_add(1, Ordering::Relaxed),
             ..StreamState::default()
