@@ -1,6 +1,10 @@
 //! Conformance of the host to ABI v0.2.1 and to Envoy's status codes, through the real ABI:
 //! a small module imports the host functions and re-exports them, so each test calls a host
 //! function exactly as a filter would, with pointers into guest memory.
+//!
+//! Built as the library's unit tests (`src/lib.rs` includes this file), not as an integration
+//! test: the tests set the host's private state directly (which maps are live, the access-log
+//! phase, the current context) to reach each case without a filter that steers there.
 
 use std::time::Duration;
 
