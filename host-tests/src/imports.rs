@@ -37,31 +37,21 @@ impl Call<'_> {
         args: impl FnOnce() -> String,
         status: Status,
     ) -> wasmtime::Result<i32> {
-        let d = self.data();
-        if d.trace {
-            eprintln!(
-                "[w{}] vm->host {}({}) ctx={} = {status:?}",
-                d.worker,
-                self.name,
-                args(),
-                d.context()
-            );
-        }
+        self.trace(|d| format!("({}) ctx={} = {status:?}", args(), d.context()));
         Ok(status.code())
     }
 
     /// Answer a WASI `errno`, with a trace line of the call when tracing is on.
     pub(crate) fn errno(&self, args: impl FnOnce() -> String, errno: i32) -> wasmtime::Result<i32> {
+        self.trace(|_| format!("({}) = errno {errno}", args()));
+        Ok(errno)
+    }
+
+    fn trace(&self, call: impl FnOnce(&HostState) -> String) {
         let d = self.data();
         if d.trace {
-            eprintln!(
-                "[w{}] vm->host {}({}) = errno {errno}",
-                d.worker,
-                self.name,
-                args()
-            );
+            eprintln!("[w{}] vm->host {}{}", d.worker, self.name, call(d));
         }
-        Ok(errno)
     }
 
     /// Envoy runs `_initialize` and `main` with only logging, WASI and a few others allowed.
@@ -98,9 +88,8 @@ impl<'l> Imports<'l> {
     /// Functions the module may call from `_initialize` and `main` too.
     pub(crate) fn during_start(linker: &'l mut Linker<HostState>, module: &'static str) -> Self {
         Imports {
-            linker,
-            module,
             restricted: false,
+            ..Imports::new(linker, module)
         }
     }
 
@@ -109,20 +98,14 @@ impl<'l> Imports<'l> {
         name: &'static str,
         f: impl HostFn<Args>,
     ) -> wasmtime::Result<()> {
-        f.register(self.linker, self.module, name, self.restricted)
+        f.register(self, name)
     }
 }
 
 /// A closure taking a [`Call`] and the function's wasm arguments, whatever their number:
 /// wasmtime wants a closure taking its own `Caller`, so each arity needs its own adapter.
 pub(crate) trait HostFn<Args>: Send + Sync + 'static {
-    fn register(
-        self,
-        linker: &mut Linker<HostState>,
-        module: &'static str,
-        name: &'static str,
-        restricted: bool,
-    ) -> wasmtime::Result<()>;
+    fn register(self, to: &mut Imports<'_>, name: &'static str) -> wasmtime::Result<()>;
 }
 
 macro_rules! host_fn {
@@ -134,14 +117,9 @@ macro_rules! host_fn {
             $($arg: WasmTy,)*
         {
             #[allow(non_snake_case)]
-            fn register(
-                self,
-                linker: &mut Linker<HostState>,
-                module: &'static str,
-                name: &'static str,
-                restricted: bool,
-            ) -> wasmtime::Result<()> {
-                linker.func_wrap(module, name, move |caller: Ctx<'_>, $($arg: $arg),*| {
+            fn register(self, to: &mut Imports<'_>, name: &'static str) -> wasmtime::Result<()> {
+                let restricted = to.restricted;
+                to.linker.func_wrap(to.module, name, move |caller: Ctx<'_>, $($arg: $arg),*| {
                     let call = Call { caller, name };
                     if restricted {
                         call.allowed()?;
