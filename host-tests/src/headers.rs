@@ -2,6 +2,7 @@
 //! (`:path`, ...) stay in front of the others, `replace` removes every entry for the key and
 //! appends one, `get` sees the first entry.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// An ordered multimap of HTTP fields, as Envoy keeps them.
@@ -11,9 +12,15 @@ pub struct HeaderMap {
 }
 
 /// `key` as the map stores it: lower-cased, and as lossy text when it is not UTF-8 so that
-/// keys read as `&str`.
-fn lower(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).to_ascii_lowercase()
+/// keys read as `&str`. Borrowed when it is already so, as nearly every name a filter asks for
+/// is, so that looking a header up does not allocate.
+fn lower(key: &[u8]) -> Cow<'_, str> {
+    let key = String::from_utf8_lossy(key);
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(key.to_ascii_lowercase())
+    } else {
+        key
+    }
 }
 
 impl HeaderMap {
@@ -23,7 +30,9 @@ impl HeaderMap {
 
     /// Build from pairs, lower-casing keys and moving pseudo-headers first, as a codec would.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
-        let mut map = HeaderMap::new();
+        let mut map = HeaderMap {
+            entries: Vec::with_capacity(pairs.len()),
+        };
         for (k, v) in pairs {
             map.add(k, v);
         }
@@ -71,7 +80,7 @@ impl HeaderMap {
 
     /// Append an entry; a pseudo-header goes after the last pseudo-header.
     pub fn add(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let key = lower(key.as_ref());
+        let key = lower(key.as_ref()).into_owned();
         let value = value.as_ref().to_vec();
         if key.starts_with(':') {
             let at = self
@@ -90,7 +99,7 @@ impl HeaderMap {
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let key = lower(key.as_ref());
         let Some(first) = self.entries.iter().position(|(k, _)| *k == key) else {
-            self.add(key, value);
+            self.add(key.as_bytes(), value);
             return;
         };
         self.entries[first].1 = value.as_ref().to_vec();
