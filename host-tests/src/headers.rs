@@ -4,63 +4,22 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Range;
 
 /// An ordered multimap of HTTP fields, as Envoy keeps them.
-///
-/// Keys (lower-cased) and values live back to back in one buffer, so that building a map (the
-/// harness does for every request and response) costs a couple of allocations rather than two
-/// per field. Bytes of removed entries stay in the buffer until the map is cleared.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
-    bytes: Vec<u8>,
-    entries: Vec<Entry>,
+    entries: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    key: Range<usize>,
-    value: Range<usize>,
-}
-
-/// `key` as the map stores keys: lower-cased, as lossy text if it is not UTF-8. Borrowed when
-/// it already is, as every key a filter asks for is, so that a lookup allocates nothing.
-fn stored_form(key: &[u8]) -> Cow<'_, [u8]> {
-    if is_stored_form(key) {
-        Cow::Borrowed(key)
+/// `key` as the map stores it: lower-cased, and as lossy text when it is not UTF-8 so that
+/// keys read as `&str`. Borrowed when it is already so, as nearly every name a filter asks for
+/// is, so that looking a header up does not allocate.
+fn lower(key: &[u8]) -> Cow<'_, str> {
+    let key = String::from_utf8_lossy(key);
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(key.to_ascii_lowercase())
     } else {
-        Cow::Owned(
-            String::from_utf8_lossy(key)
-                .to_ascii_lowercase()
-                .into_bytes(),
-        )
-    }
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = ONES * 0x80;
-
-/// Each byte of `word` lower-cased, for bytes below 0x80: adding `0x80 - c` to such a byte sets
-/// its high bit exactly when the byte is at least `c`, and no sum carries into the next byte.
-fn lower8(word: u64) -> u64 {
-    let at_least_a = word + ONES * u64::from(0x80 - b'A');
-    let above_z = word + ONES * u64::from(0x80 - b'Z' - 1);
-    let upper = at_least_a & !above_z & HIGH_BITS;
-    word | (upper >> 2)
-}
-
-/// Whether `key` is stored as it is: ASCII without capitals. Eight bytes at a time, because it
-/// runs for every key stored and looked up, a dozen or more per request: a byte at a time it was
-/// the host's costliest step per request in the lifecycle bench.
-fn is_stored_form(key: &[u8]) -> bool {
-    let stored = |word: u64| word & HIGH_BITS == 0 && lower8(word) == word;
-    match key.last_chunk::<8>() {
-        None => key.iter().all(|&b| b.is_ascii() && !b.is_ascii_uppercase()),
-        Some(&last) => {
-            let mut chunks = key.chunks_exact(8);
-            chunks.all(|c| stored(u64::from_le_bytes(c.try_into().expect("eight bytes"))))
-                && stored(u64::from_le_bytes(last))
-        }
+        key
     }
 }
 
@@ -71,65 +30,13 @@ impl HeaderMap {
 
     /// Build from pairs, lower-casing keys and moving pseudo-headers first, as a codec would.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
-        HeaderMap::new().refilled(pairs)
-    }
-
-    /// [`HeaderMap::from_pairs`] in this map's buffers: a map reused for the next request
-    /// allocates nothing.
-    pub(crate) fn refilled<K: AsRef<[u8]>, V: AsRef<[u8]>>(mut self, pairs: &[(K, V)]) -> Self {
-        self.clear();
-        let size: usize = pairs
-            .iter()
-            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
-            .sum();
-        // Room for what a test's builder or the filter adds (a dozen headers), so that adding
-        // does not move the map: growing it cost more than the rest of building it.
-        self.bytes.reserve(size + 512);
-        self.entries.reserve(pairs.len() + 16);
+        let mut map = HeaderMap {
+            entries: Vec::with_capacity(pairs.len()),
+        };
         for (k, v) in pairs {
-            self.add(k.as_ref(), v.as_ref());
+            map.add(k, v);
         }
-        self
-    }
-
-    fn key(&self, e: &Entry) -> &[u8] {
-        &self.bytes[e.key.clone()]
-    }
-
-    fn value(&self, e: &Entry) -> &[u8] {
-        &self.bytes[e.value.clone()]
-    }
-
-    fn store(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(bytes);
-        start..self.bytes.len()
-    }
-
-    /// Store `key` lower-cased (as lossy text if it is not UTF-8, so that keys read as `&str`).
-    fn store_key(&mut self, key: &[u8]) -> Range<usize> {
-        let start = self.bytes.len();
-        if is_stored_form(key) {
-            // Nearly every name (HTTP/2 and HTTP/3 require lower case).
-            self.bytes.extend_from_slice(key);
-        } else if key.is_ascii() {
-            self.bytes.extend_from_slice(key);
-            self.bytes[start..].make_ascii_lowercase();
-        } else {
-            let text = String::from_utf8_lossy(key).to_ascii_lowercase();
-            self.bytes.extend_from_slice(text.as_bytes());
-        }
-        start..self.bytes.len()
-    }
-
-    /// Where the entries for `key` (in its stored form) are: lengths are compared first, so
-    /// most entries are passed over without reading their bytes.
-    fn positions<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(move |(_, e)| e.key.len() == key.len() && self.key(e) == key)
-            .map(|(i, _)| i)
+        map
     }
 
     /// Number of entries (what Envoy passes as `num_headers`).
@@ -143,17 +50,16 @@ impl HeaderMap {
 
     /// Sum of key and value lengths, Envoy's `byteSize()`.
     pub fn byte_size(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|e| e.key.len() + e.value.len())
-            .sum()
+        self.entries.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 
     /// The first value for `key` (any case).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
-        let key = stored_form(key.as_ref());
-        let first = self.positions(&key).next()?;
-        Some(self.value(&self.entries[first]))
+        let key = lower(key.as_ref());
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// The first value for `key`, as text (lossy).
@@ -164,47 +70,44 @@ impl HeaderMap {
 
     /// Every value for `key`, in order.
     pub fn get_all(&self, key: &str) -> Vec<&[u8]> {
-        let key = stored_form(key.as_bytes());
-        self.positions(&key)
-            .map(|i| self.value(&self.entries[i]))
+        let key = lower(key.as_bytes());
+        self.entries
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
             .collect()
     }
 
     /// Append an entry; a pseudo-header goes after the last pseudo-header.
     pub fn add(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let entry = Entry {
-            key: self.store_key(key.as_ref()),
-            value: self.store(value.as_ref()),
-        };
-        if self.key(&entry).starts_with(b":") {
+        let key = lower(key.as_ref()).into_owned();
+        let value = value.as_ref().to_vec();
+        if key.starts_with(':') {
             let at = self
                 .entries
                 .iter()
-                .take_while(|e| self.key(e).starts_with(b":"))
+                .take_while(|(k, _)| k.starts_with(':'))
                 .count();
-            self.entries.insert(at, entry);
+            self.entries.insert(at, (key, value));
         } else {
-            self.entries.push(entry);
+            self.entries.push((key, value));
         }
     }
 
     /// Set `key` to `value` where its first entry stands, dropping any others; add it if it
     /// is absent.
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let key = stored_form(key.as_ref());
-        let (first, repeated) = {
-            let mut found = self.positions(&key);
-            (found.next(), found.next().is_some())
+        let key = lower(key.as_ref());
+        let Some(first) = self.entries.iter().position(|(k, _)| *k == key) else {
+            self.add(key.as_bytes(), value);
+            return;
         };
-        match first {
-            None => self.add(&key, value),
-            Some(first) => {
-                self.entries[first].value = self.store(value.as_ref());
-                if repeated {
-                    self.remove_where(&key, |i| i != first);
-                }
-            }
-        }
+        self.entries[first].1 = value.as_ref().to_vec();
+        let mut at = 0;
+        self.entries.retain(|(k, _)| {
+            at += 1;
+            at - 1 <= first || *k != key
+        });
     }
 
     /// Remove every entry for `key`, then add one (Envoy 1.40's `setCopy`, which the probe saw
@@ -216,33 +119,16 @@ impl HeaderMap {
 
     /// Remove every entry for `key`.
     pub fn remove(&mut self, key: impl AsRef<[u8]>) {
-        let key = stored_form(key.as_ref());
-        if self.positions(&key).next().is_some() {
-            self.remove_where(&key, |_| true);
-        }
-    }
-
-    /// Remove the entries for `key` (stored form) whose index `doomed` accepts.
-    fn remove_where(&mut self, key: &[u8], doomed: impl Fn(usize) -> bool) {
-        let bytes = &self.bytes;
-        let mut at = 0;
-        self.entries.retain(|e| {
-            at += 1;
-            !(doomed(at - 1) && &bytes[e.key.clone()] == key)
-        });
+        let key = lower(key.as_ref());
+        self.entries.retain(|(k, _)| *k != key);
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.bytes.clear();
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|e| {
-            // Keys are stored as text (see `store_key`).
-            let key = std::str::from_utf8(self.key(e)).unwrap_or_default();
-            (key, self.value(e))
-        })
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
     /// The entries as text pairs (values lossy).
@@ -253,33 +139,20 @@ impl HeaderMap {
     }
 
     /// The entries, keys as text and values as bytes.
-    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
-        self.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_vec()))
-            .collect()
+    pub fn entries(&self) -> &[(String, Vec<u8>)] {
+        &self.entries
     }
 
     /// Serialize as the ABI's header map.
     pub fn serialize(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.serialize_into(&mut out);
-        out
+        crate::pairs::serialize(&self.entries)
     }
 
     /// Serialize as the ABI's header map, appending to `out`.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
-        let pairs = self.entries.iter().map(|e| (self.key(e), self.value(e)));
-        crate::pairs::serialize_iter(pairs, out);
+        crate::pairs::serialize_into(&self.entries, out);
     }
 }
-
-impl PartialEq for HeaderMap {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for HeaderMap {}
 
 impl fmt::Debug for HeaderMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -307,15 +180,33 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_looked_up_as_stored() {
+    fn keys_of_any_bytes_are_stored_lower_cased_and_found() {
         let all: Vec<u8> = (0..=0xff).collect();
         for len in 0..40 {
             for start in 0..all.len() - len {
                 let key = &all[start..start + len];
-                let plain = key.iter().all(|&b| b.is_ascii() && !b.is_ascii_uppercase());
-                assert_eq!(is_stored_form(key), plain, "{key:?}");
+                let m = HeaderMap::from_pairs(&[(key, "v")]);
+                let stored = String::from_utf8_lossy(key).to_ascii_lowercase();
+                assert_eq!(m.iter().next().map(|(k, _)| k), Some(&*stored), "{key:?}");
+                assert_eq!(m.get(key), Some(&b"v"[..]), "{key:?}");
             }
         }
+    }
+
+    #[test]
+    fn set_keeps_the_first_place_and_drops_the_others() {
+        let mut m = HeaderMap::from_pairs(&[("a", "1"), ("b", "2"), ("A", "3"), ("c", "4")]);
+        m.set("a", "9");
+        assert_eq!(
+            m.to_vec(),
+            vec![
+                ("a".into(), "9".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "4".into())
+            ]
+        );
+        m.set("d", "5");
+        assert_eq!(m.get_all("d"), vec![&b"5"[..]]);
     }
 
     #[test]

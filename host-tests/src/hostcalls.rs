@@ -3,16 +3,16 @@
 
 use std::borrow::Cow;
 
-use wasmtime::{Caller, Linker};
+use wasmtime::Linker;
 
 use crate::abi::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 use crate::headers::HeaderMap;
+use crate::imports::{Call, Ctx, Imports};
 use crate::pairs;
 use crate::properties;
 use crate::shared::MetricValue;
 use crate::state::{ContextKind, ForeignCallRecord, HostState, HttpCall, LocalResponse};
 
-pub(crate) type Ctx<'a> = Caller<'a, HostState>;
 type WResult<T> = wasmtime::Result<T>;
 
 // ---------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ fn copy_out_assembled(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tracing and the start-up restriction.
+// Tracing.
 
 fn show(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
@@ -144,34 +144,6 @@ fn show(bytes: &[u8]) -> String {
     } else {
         format!("{s:?}")
     }
-}
-
-fn ret(
-    caller: &Ctx<'_>,
-    name: &str,
-    args: impl FnOnce() -> String,
-    status: Status,
-) -> WResult<i32> {
-    if caller.data().trace {
-        let d = caller.data();
-        eprintln!(
-            "[w{}] vm->host {name}({}) ctx={} = {status:?}",
-            d.worker,
-            args(),
-            d.context()
-        );
-    }
-    Ok(status.code())
-}
-
-/// Envoy runs `_initialize` and `main` with only logging, WASI and a few others allowed.
-fn allowed(caller: &Ctx<'_>, name: &str) -> WResult<()> {
-    if caller.data().restricted {
-        wasmtime::bail!(
-            "`{name}` is not allowed while the VM starts (Envoy restricts `_initialize` and `main`)"
-        );
-    }
-    Ok(())
 }
 
 macro_rules! try_status {
@@ -231,88 +203,80 @@ fn buffer_mut(state: &mut HostState, ty: BufferType) -> Result<&mut Vec<u8>, Sta
 // ---------------------------------------------------------------------------------------------
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
-    linker.func_wrap(
-        "env",
+    // Envoy lets the module log while it starts, and its Emscripten and pthread shims work
+    // then too.
+    let mut anytime = Imports::during_start(linker, "env");
+    anytime.func(
         "proxy_log",
-        |mut c: Ctx<'_>, level: i32, ptr: i32, len: i32| {
+        |mut c: Call<'_>, level: i32, ptr: i32, len: i32| {
             let Some(level) = LogLevel::from_code(level) else {
-                return ret(&c, "proxy_log", || format!("{level}"), Status::BadArgument);
+                return c.ret(|| format!("{level}"), Status::BadArgument);
             };
             let msg = match read(&c, ptr, len) {
                 Ok(m) => m,
-                Err(s) => return ret(&c, "proxy_log", String::new, s),
+                Err(s) => return c.ret(String::new, s),
             };
             c.data_mut()
                 .log(level, String::from_utf8_lossy(&msg).into_owned());
             Ok(Status::Ok.code())
         },
     )?;
-
-    linker.func_wrap("env", "proxy_get_log_level", |mut c: Ctx<'_>, ptr: i32| {
-        allowed(&c, "proxy_get_log_level")?;
-        let level = c.data().config.log_level as u32;
-        let st = write_u32(&mut c, ptr, level).err().unwrap_or(Status::Ok);
-        ret(&c, "proxy_get_log_level", || format!("-> {level}"), st)
+    anytime.func(
+        "emscripten_notify_memory_growth",
+        |_c: Call<'_>, _idx: i32| Ok(()),
+    )?;
+    anytime.func("pthread_equal", |_c: Call<'_>, a: i32, b: i32| {
+        Ok(i32::from(a == b))
     })?;
 
-    linker.func_wrap(
-        "env",
+    let mut env = Imports::new(linker, "env");
+
+    env.func("proxy_get_log_level", |mut c: Call<'_>, ptr: i32| {
+        let level = c.data().config.log_level as u32;
+        let st = write_u32(&mut c, ptr, level).err().unwrap_or(Status::Ok);
+        c.ret(|| format!("-> {level}"), st)
+    })?;
+
+    env.func(
         "proxy_get_current_time_nanoseconds",
-        |mut c: Ctx<'_>, ptr: i32| {
-            allowed(&c, "proxy_get_current_time_nanoseconds")?;
+        |mut c: Call<'_>, ptr: i32| {
             let (wall, _) = c.data().now();
             let st = write_u64(&mut c, ptr, wall).err().unwrap_or(Status::Ok);
-            ret(
-                &c,
-                "proxy_get_current_time_nanoseconds",
-                || format!("-> {wall}"),
-                st,
-            )
+            c.ret(|| format!("-> {wall}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_set_tick_period_milliseconds",
-        |mut c: Ctx<'_>, period: i32| {
-            allowed(&c, "proxy_set_tick_period_milliseconds")?;
+        |mut c: Call<'_>, period: i32| {
             let period = period as u32;
             let (_, mono) = c.data().now();
             let d = c.data_mut();
             d.tick_period_ms = period;
             d.next_tick_ns = (period > 0).then(|| mono + u64::from(period) * 1_000_000);
-            ret(
-                &c,
-                "proxy_set_tick_period_milliseconds",
-                || format!("{period}"),
-                Status::Ok,
-            )
+            c.ret(|| format!("{period}"), Status::Ok)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_configuration",
-        |mut c: Ctx<'_>, pp: i32, sp: i32| {
-            allowed(&c, "proxy_get_configuration")?;
+        |mut c: Call<'_>, pp: i32, sp: i32| {
             let d = c.data();
             let bytes = d
                 .plugin_config
                 .clone()
                 .unwrap_or_else(|| d.config.vm_config.clone());
             let st = copy_out(&mut c, &bytes, pp, sp)?;
-            ret(&c, "proxy_get_configuration", || show(&bytes), st)
+            c.ret(|| show(&bytes), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_buffer_bytes",
-        |mut c: Ctx<'_>, ty: i32, start: i32, max: i32, pp: i32, sp: i32| {
-            allowed(&c, "proxy_get_buffer_bytes")?;
+        |mut c: Call<'_>, ty: i32, start: i32, max: i32, pp: i32, sp: i32| {
             let args = || format!("{ty}, {start}, {max}");
             let Some(ty) = BufferType::from_code(ty) else {
-                return ret(&c, "proxy_get_buffer_bytes", args, Status::BadArgument);
+                return c.ret(args, Status::BadArgument);
             };
             let (start, max) = (start as u32 as usize, max as u32 as usize);
             let st = copy_out_assembled(&mut c, pp, sp, |_, d, out| {
@@ -324,65 +288,44 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 Ok(())
             })?;
-            ret(
-                &c,
-                "proxy_get_buffer_bytes",
+            c.ret(
                 || format!("{ty:?}, {start}, {max} -> {}", show(&c.data().scratch)),
                 st,
             )
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_buffer_status",
-        |mut c: Ctx<'_>, ty: i32, lp: i32, fp: i32| {
-            allowed(&c, "proxy_get_buffer_status")?;
+        |mut c: Call<'_>, ty: i32, lp: i32, fp: i32| {
             let Some(ty) = BufferType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_get_buffer_status",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let Some(len) = buffer(c.data(), ty).map(<[u8]>::len) else {
-                return ret(
-                    &c,
-                    "proxy_get_buffer_status",
-                    || format!("{ty:?}"),
-                    Status::NotFound,
-                );
+                return c.ret(|| format!("{ty:?}"), Status::NotFound);
             };
             let st = write_u32(&mut c, lp, len as u32)
                 .and_then(|_| write_u32(&mut c, fp, 0))
                 .err()
                 .unwrap_or(Status::Ok);
-            ret(
-                &c,
-                "proxy_get_buffer_status",
-                || format!("{ty:?} -> {len}"),
-                st,
-            )
+            c.ret(|| format!("{ty:?} -> {len}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_set_buffer_bytes",
-        |mut c: Ctx<'_>, ty: i32, start: i32, size: i32, dp: i32, ds: i32| {
-            allowed(&c, "proxy_set_buffer_bytes")?;
+        |mut c: Call<'_>, ty: i32, start: i32, size: i32, dp: i32, ds: i32| {
             let args = || format!("{ty}, {start}, {size}");
             let Some(ty) = BufferType::from_code(ty) else {
-                return ret(&c, "proxy_set_buffer_bytes", args, Status::BadArgument);
+                return c.ret(args, Status::BadArgument);
             };
             // Envoy looks for the buffer before it reads the data.
             if buffer(c.data(), ty).is_none() {
-                return ret(&c, "proxy_set_buffer_bytes", args, Status::NotFound);
+                return c.ret(args, Status::NotFound);
             }
             let data = match read(&c, dp, ds) {
                 Ok(d) => d,
-                Err(s) => return ret(&c, "proxy_set_buffer_bytes", args, s),
+                Err(s) => return c.ret(args, s),
             };
             let (start, size) = (start as u32 as usize, size as u32 as usize);
             let st = match buffer_mut(c.data_mut(), ty) {
@@ -402,27 +345,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 Ok(_) => Status::BadArgument,
             };
-            ret(
-                &c,
-                "proxy_set_buffer_bytes",
-                || format!("{ty:?}, {start}, {size}, {}", show(&data)),
-                st,
-            )
+            c.ret(|| format!("{ty:?}, {start}, {size}, {}", show(&data)), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_header_map_pairs",
-        |mut c: Ctx<'_>, ty: i32, pp: i32, sp: i32| {
-            allowed(&c, "proxy_get_header_map_pairs")?;
+        |mut c: Call<'_>, ty: i32, pp: i32, sp: i32| {
             let Some(ty) = MapType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_get_header_map_pairs",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let st = copy_out_assembled(&mut c, pp, sp, |_, d, out| {
                 // A missing map reads as an empty one, and an empty one as nothing at all.
@@ -431,31 +362,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 Ok(())
             })?;
-            ret(
-                &c,
-                "proxy_get_header_map_pairs",
-                || format!("{ty:?} -> {} bytes", c.data().scratch.len()),
-                st,
-            )
+            c.ret(|| format!("{ty:?} -> {} bytes", c.data().scratch.len()), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_set_header_map_pairs",
-        |mut c: Ctx<'_>, ty: i32, p: i32, s: i32| {
-            allowed(&c, "proxy_set_header_map_pairs")?;
+        |mut c: Call<'_>, ty: i32, p: i32, s: i32| {
             let Some(ty) = MapType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_set_header_map_pairs",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let data = match read(&c, p, s) {
                 Ok(d) => d,
-                Err(st) => return ret(&c, "proxy_set_header_map_pairs", || format!("{ty:?}"), st),
+                Err(st) => return c.ret(|| format!("{ty:?}"), st),
             };
             let pairs = pairs::deserialize(&data);
             let st = match c.data_mut().map_mut(ty) {
@@ -468,27 +387,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::Ok
                 }
             };
-            ret(
-                &c,
-                "proxy_set_header_map_pairs",
-                || format!("{ty:?}, {} pairs", pairs.len()),
-                st,
-            )
+            c.ret(|| format!("{ty:?}, {} pairs", pairs.len()), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_header_map_value",
-        |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32, vpp: i32, vsp: i32| {
-            allowed(&c, "proxy_get_header_map_value")?;
+        |mut c: Call<'_>, ty: i32, kp: i32, ks: i32, vpp: i32, vsp: i32| {
             let Some(ty) = MapType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_get_header_map_value",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let st = copy_out_assembled(&mut c, vpp, vsp, |memory, d, out| {
                 let key = slice(memory, kp, ks)?;
@@ -502,9 +409,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 out.extend_from_slice(value?);
                 Ok(())
             })?;
-            ret(
-                &c,
-                "proxy_get_header_map_value",
+            c.ret(
                 || {
                     let key = read(&c, kp, ks).unwrap_or_default();
                     let value = &c.data().scratch;
@@ -515,59 +420,24 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
         },
     )?;
 
-    for (name, add) in [
-        ("proxy_replace_header_map_value", false),
-        ("proxy_add_header_map_value", true),
-    ] {
-        linker.func_wrap(
-            "env",
-            name,
-            move |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| {
-                allowed(&c, name)?;
-                let Some(ty) = MapType::from_code(ty) else {
-                    return ret(&c, name, || format!("{ty}"), Status::BadArgument);
-                };
-                let (memory, d) = memory_and_state(&mut c);
-                let st = match (slice(memory, kp, ks), slice(memory, vp, vs)) {
-                    (Ok(key), Ok(value)) => match d.map_mut(ty) {
-                        None => Status::BadArgument,
-                        Some(map) if add => {
-                            map.add(key, value);
-                            Status::Ok
-                        }
-                        Some(map) => {
-                            map.replace(key, value);
-                            Status::Ok
-                        }
-                    },
-                    _ => Status::InvalidMemoryAccess,
-                };
-                ret(
-                    &c,
-                    name,
-                    || {
-                        let (key, value) = (read(&c, kp, ks), read(&c, vp, vs));
-                        let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
-                        format!("{ty:?}, {}, {}", show(&key), show(&value))
-                    },
-                    st,
-                )
-            },
-        )?;
-    }
+    env.func(
+        "proxy_replace_header_map_value",
+        |c: Call<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| {
+            set_header_map_value(c, ty, (kp, ks), (vp, vs), |m, k, v| m.replace(k, v))
+        },
+    )?;
+    env.func(
+        "proxy_add_header_map_value",
+        |c: Call<'_>, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32| {
+            set_header_map_value(c, ty, (kp, ks), (vp, vs), |m, k, v| m.add(k, v))
+        },
+    )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_remove_header_map_value",
-        |mut c: Ctx<'_>, ty: i32, kp: i32, ks: i32| {
-            allowed(&c, "proxy_remove_header_map_value")?;
+        |mut c: Call<'_>, ty: i32, kp: i32, ks: i32| {
             let Some(ty) = MapType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_remove_header_map_value",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let (memory, d) = memory_and_state(&mut c);
             let st = match slice(memory, kp, ks) {
@@ -581,27 +451,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     }
                 },
             };
-            ret(
-                &c,
-                "proxy_remove_header_map_value",
+            c.ret(
                 || format!("{ty:?}, {}", show(&read(&c, kp, ks).unwrap_or_default())),
                 st,
             )
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_header_map_size",
-        |mut c: Ctx<'_>, ty: i32, rp: i32| {
-            allowed(&c, "proxy_get_header_map_size")?;
+        |mut c: Call<'_>, ty: i32, rp: i32| {
             let Some(ty) = MapType::from_code(ty) else {
-                return ret(
-                    &c,
-                    "proxy_get_header_map_size",
-                    || format!("{ty}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}"), Status::BadArgument);
             };
             let st = match c.data_mut().map_mut(ty).map(|m| m.byte_size()) {
                 None => Status::BadArgument,
@@ -609,21 +470,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     .err()
                     .unwrap_or(Status::Ok),
             };
-            ret(&c, "proxy_get_header_map_size", || format!("{ty:?}"), st)
+            c.ret(|| format!("{ty:?}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_property",
-        |mut c: Ctx<'_>, pp: i32, ps: i32, vpp: i32, vsp: i32| {
-            allowed(&c, "proxy_get_property")?;
+        |mut c: Call<'_>, pp: i32, ps: i32, vpp: i32, vsp: i32| {
             let st = copy_out_assembled(&mut c, vpp, vsp, |memory, d, out| {
                 properties::property(d, slice(memory, pp, ps)?, out)
             })?;
-            ret(
-                &c,
-                "proxy_get_property",
+            c.ret(
                 || {
                     let path = show(&read(&c, pp, ps).unwrap_or_default());
                     let path = path.replace("\\0", ".").replace("\\u{0}", ".");
@@ -634,20 +491,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_set_property",
-        |mut c: Ctx<'_>, pp: i32, ps: i32, vp: i32, vs: i32| {
-            allowed(&c, "proxy_set_property")?;
+        |mut c: Call<'_>, pp: i32, ps: i32, vp: i32, vs: i32| {
             let (path, value) = match (read(&c, pp, ps), read(&c, vp, vs)) {
                 (Ok(p), Ok(v)) => (p, v),
                 _ => {
-                    return ret(
-                        &c,
-                        "proxy_set_property",
-                        String::new,
-                        Status::InvalidMemoryAccess,
-                    );
+                    return c.ret(String::new, Status::InvalidMemoryAccess);
                 }
             };
             // Only a stream has filter state to write into.
@@ -658,23 +508,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     Status::Ok
                 }
             };
-            ret(
-                &c,
-                "proxy_set_property",
-                || format!("{}, {}", show(&path), show(&value)),
-                st,
-            )
+            c.ret(|| format!("{}, {}", show(&path), show(&value)), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_shared_data",
-        |mut c: Ctx<'_>, kp: i32, ks: i32, vpp: i32, vsp: i32, casp: i32| {
-            allowed(&c, "proxy_get_shared_data")?;
+        |mut c: Call<'_>, kp: i32, ks: i32, vpp: i32, vsp: i32, casp: i32| {
             let key = match read(&c, kp, ks) {
                 Ok(k) => k,
-                Err(st) => return ret(&c, "proxy_get_shared_data", String::new, st),
+                Err(st) => return c.ret(String::new, st),
             };
             let got = {
                 let d = c.data();
@@ -688,24 +531,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 Ok(write_u32(&mut c, casp, cas).map(|_| Status::Ok))
             })())?;
-            ret(&c, "proxy_get_shared_data", || show(&key), st)
+            c.ret(|| show(&key), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_set_shared_data",
-        |mut c: Ctx<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: i32| {
-            allowed(&c, "proxy_set_shared_data")?;
+        |mut c: Call<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: i32| {
             let (key, value) = match (read(&c, kp, ks), read(&c, vp, vs)) {
                 (Ok(k), Ok(v)) => (k, v),
                 _ => {
-                    return ret(
-                        &c,
-                        "proxy_set_shared_data",
-                        String::new,
-                        Status::InvalidMemoryAccess,
-                    );
+                    return c.ret(String::new, Status::InvalidMemoryAccess);
                 }
             };
             let st = {
@@ -716,23 +552,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     .err()
                     .unwrap_or(Status::Ok)
             };
-            ret(
-                &c,
-                "proxy_set_shared_data",
+            c.ret(
                 || format!("{}, {}, cas={cas}", show(&key), show(&value)),
                 st,
             )
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_register_shared_queue",
-        |mut c: Ctx<'_>, np: i32, ns: i32, tp: i32| {
-            allowed(&c, "proxy_register_shared_queue")?;
+        |mut c: Call<'_>, np: i32, ns: i32, tp: i32| {
             let name = match read(&c, np, ns) {
                 Ok(n) => n,
-                Err(st) => return ret(&c, "proxy_register_shared_queue", String::new, st),
+                Err(st) => return c.ret(String::new, st),
             };
             let token = {
                 let d = c.data();
@@ -741,29 +573,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 d.shared().register_queue(&d.config.vm_id, &name, owner)
             };
             let st = write_u32(&mut c, tp, token).err().unwrap_or(Status::Ok);
-            ret(
-                &c,
-                "proxy_register_shared_queue",
-                || format!("{} -> {token}", show(&name)),
-                st,
-            )
+            c.ret(|| format!("{} -> {token}", show(&name)), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_resolve_shared_queue",
-        |mut c: Ctx<'_>, vp: i32, vs: i32, np: i32, ns: i32, tp: i32| {
-            allowed(&c, "proxy_resolve_shared_queue")?;
+        |mut c: Call<'_>, vp: i32, vs: i32, np: i32, ns: i32, tp: i32| {
             let (vm_id, name) = match (read(&c, vp, vs), read(&c, np, ns)) {
                 (Ok(v), Ok(n)) => (v, n),
                 _ => {
-                    return ret(
-                        &c,
-                        "proxy_resolve_shared_queue",
-                        String::new,
-                        Status::InvalidMemoryAccess,
-                    );
+                    return c.ret(String::new, Status::InvalidMemoryAccess);
                 }
             };
             let token = {
@@ -779,34 +599,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 None => Status::NotFound,
                 Some(t) => write_u32(&mut c, tp, t).err().unwrap_or(Status::Ok),
             };
-            ret(
-                &c,
-                "proxy_resolve_shared_queue",
-                || format!("{}, {}", show(&vm_id), show(&name)),
-                st,
-            )
+            c.ret(|| format!("{}, {}", show(&vm_id), show(&name)), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_dequeue_shared_queue",
-        |mut c: Ctx<'_>, token: i32, vpp: i32, vsp: i32| {
-            allowed(&c, "proxy_dequeue_shared_queue")?;
+        |mut c: Call<'_>, token: i32, vpp: i32, vsp: i32| {
             let got = c.data().shared().dequeue(token as u32);
             let st = match got {
                 Err(st) => st,
                 Ok(v) => copy_out(&mut c, &v, vpp, vsp)?,
             };
-            ret(&c, "proxy_dequeue_shared_queue", || format!("{token}"), st)
+            c.ret(|| format!("{token}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_enqueue_shared_queue",
-        |c: Ctx<'_>, token: i32, vp: i32, vs: i32| {
-            allowed(&c, "proxy_enqueue_shared_queue")?;
+        |c: Call<'_>, token: i32, vp: i32, vs: i32| {
             let st = match read(&c, vp, vs) {
                 Err(st) => st,
                 Ok(v) => c
@@ -816,28 +627,24 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                     .err()
                     .unwrap_or(Status::Ok),
             };
-            ret(&c, "proxy_enqueue_shared_queue", || format!("{token}"), st)
+            c.ret(|| format!("{token}"), st)
         },
     )?;
 
-    linker.func_wrap("env", "proxy_continue_stream", |mut c: Ctx<'_>, ty: i32| {
-        allowed(&c, "proxy_continue_stream")?;
+    env.func("proxy_continue_stream", |mut c: Call<'_>, ty: i32| {
         let st = continue_stream(c.data_mut(), ty);
-        ret(&c, "proxy_continue_stream", || format!("{ty}"), st)
+        c.ret(|| format!("{ty}"), st)
     })?;
-    linker.func_wrap("env", "proxy_continue_request", |mut c: Ctx<'_>| {
-        allowed(&c, "proxy_continue_request")?;
+    env.func("proxy_continue_request", |mut c: Call<'_>| {
         let st = continue_stream(c.data_mut(), StreamType::HttpRequest as i32);
-        ret(&c, "proxy_continue_request", String::new, st)
+        c.ret(String::new, st)
     })?;
-    linker.func_wrap("env", "proxy_continue_response", |mut c: Ctx<'_>| {
-        allowed(&c, "proxy_continue_response")?;
+    env.func("proxy_continue_response", |mut c: Call<'_>| {
         let st = continue_stream(c.data_mut(), StreamType::HttpResponse as i32);
-        ret(&c, "proxy_continue_response", String::new, st)
+        c.ret(String::new, st)
     })?;
 
-    linker.func_wrap("env", "proxy_close_stream", |mut c: Ctx<'_>, ty: i32| {
-        allowed(&c, "proxy_close_stream")?;
+    env.func("proxy_close_stream", |mut c: Call<'_>, ty: i32| {
         let st = match StreamType::from_code(ty) {
             None => Status::BadArgument,
             Some(t) => {
@@ -847,21 +654,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 Status::Ok
             }
         };
-        ret(&c, "proxy_close_stream", || format!("{ty}"), st)
+        c.ret(|| format!("{ty}"), st)
     })?;
 
-    linker.func_wrap("env", "proxy_clear_route_cache", |mut c: Ctx<'_>| {
-        allowed(&c, "proxy_clear_route_cache")?;
+    env.func("proxy_clear_route_cache", |mut c: Call<'_>| {
         if let Some(s) = c.data_mut().stream_mut() {
             s.route_cache_clears += 1;
         }
-        ret(&c, "proxy_clear_route_cache", String::new, Status::Ok)
+        c.ret(String::new, Status::Ok)
     })?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_send_local_response",
-        |mut c: Ctx<'_>,
+        |mut c: Call<'_>,
          code: i32,
          dp: i32,
          ds: i32,
@@ -870,17 +675,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
          hp: i32,
          hs: i32,
          grpc: i32| {
-            allowed(&c, "proxy_send_local_response")?;
             let (details, body, headers) =
                 match (read(&c, dp, ds), read(&c, bp, bs), read(&c, hp, hs)) {
                     (Ok(d), Ok(b), Ok(h)) => (d, b, h),
                     _ => {
-                        return ret(
-                            &c,
-                            "proxy_send_local_response",
-                            String::new,
-                            Status::InvalidMemoryAccess,
-                        );
+                        return c.ret(String::new, Status::InvalidMemoryAccess);
                     }
                 };
             let response = LocalResponse {
@@ -909,14 +708,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 s.response_code_details = Some(response.details.clone());
                 s.local_response.get_or_insert(response);
             }
-            ret(&c, "proxy_send_local_response", || shown, Status::Ok)
+            c.ret(|| shown, Status::Ok)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_http_call",
-        |mut c: Ctx<'_>,
+        |mut c: Call<'_>,
          up: i32,
          us: i32,
          hp: i32,
@@ -927,7 +725,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
          ts: i32,
          timeout: i32,
          tokp: i32| {
-            allowed(&c, "proxy_http_call")?;
             let read_all = (
                 read(&c, up, us),
                 read(&c, hp, hs),
@@ -935,24 +732,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 read(&c, tp, ts),
             );
             let (Ok(upstream), Ok(headers), Ok(body), Ok(trailers)) = read_all else {
-                return ret(
-                    &c,
-                    "proxy_http_call",
-                    String::new,
-                    Status::InvalidMemoryAccess,
-                );
+                return c.ret(String::new, Status::InvalidMemoryAccess);
             };
             let upstream = String::from_utf8_lossy(&upstream).into_owned();
             let headers = HeaderMap::from_pairs(&pairs::deserialize(&headers));
             let trailers = HeaderMap::from_pairs(&pairs::deserialize(&trailers));
             // Verify the token's memory before anything happens, as Envoy does.
             if write_u32(&mut c, tokp, 0).is_err() {
-                return ret(
-                    &c,
-                    "proxy_http_call",
-                    String::new,
-                    Status::InvalidMemoryAccess,
-                );
+                return c.ret(String::new, Status::InvalidMemoryAccess);
             }
             let d = c.data_mut();
             let st = if timeout < 0
@@ -984,19 +771,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 );
                 let _ = write_u32(&mut c, tokp, token);
             }
-            ret(
-                &c,
-                "proxy_http_call",
-                || format!("{upstream:?} -> {token}"),
-                st,
-            )
+            c.ret(|| format!("{upstream:?} -> {token}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_grpc_call",
-        |c: Ctx<'_>,
+        |c: Call<'_>,
          sp: i32,
          ss: i32,
          _a: i32,
@@ -1009,15 +790,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
          _i: i32,
          _timeout: i32,
          _tokp: i32| {
-            allowed(&c, "proxy_grpc_call")?;
             let st = grpc_target(&c, sp, ss);
-            ret(&c, "proxy_grpc_call", String::new, st)
+            c.ret(String::new, st)
         },
     )?;
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_grpc_stream",
-        |c: Ctx<'_>,
+        |c: Call<'_>,
          sp: i32,
          ss: i32,
          _a: i32,
@@ -1027,81 +806,48 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
          _f: i32,
          _g: i32,
          _tokp: i32| {
-            allowed(&c, "proxy_grpc_stream")?;
             let st = grpc_target(&c, sp, ss);
-            ret(&c, "proxy_grpc_stream", String::new, st)
+            c.ret(String::new, st)
         },
     )?;
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_grpc_send",
-        |c: Ctx<'_>, token: i32, _p: i32, _s: i32, _e: i32| {
-            allowed(&c, "proxy_grpc_send")?;
-            ret(
-                &c,
-                "proxy_grpc_send",
-                || format!("{token}"),
-                Status::NotFound,
-            )
+        |c: Call<'_>, token: i32, _p: i32, _s: i32, _e: i32| {
+            c.ret(|| format!("{token}"), Status::NotFound)
         },
     )?;
-    linker.func_wrap("env", "proxy_grpc_cancel", |c: Ctx<'_>, token: i32| {
-        allowed(&c, "proxy_grpc_cancel")?;
-        ret(
-            &c,
-            "proxy_grpc_cancel",
-            || format!("{token}"),
-            Status::NotFound,
-        )
+    env.func("proxy_grpc_cancel", |c: Call<'_>, token: i32| {
+        c.ret(|| format!("{token}"), Status::NotFound)
     })?;
-    linker.func_wrap("env", "proxy_grpc_close", |c: Ctx<'_>, token: i32| {
-        allowed(&c, "proxy_grpc_close")?;
-        ret(
-            &c,
-            "proxy_grpc_close",
-            || format!("{token}"),
-            Status::NotFound,
-        )
+    env.func("proxy_grpc_close", |c: Call<'_>, token: i32| {
+        c.ret(|| format!("{token}"), Status::NotFound)
     })?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_get_status",
-        |mut c: Ctx<'_>, codep: i32, mpp: i32, msp: i32| {
-            allowed(&c, "proxy_get_status")?;
+        |mut c: Call<'_>, codep: i32, mpp: i32, msp: i32| {
             let (code, msg) = c.data().status.clone();
             let st = match write_u32(&mut c, codep, code) {
                 Err(st) => st,
                 Ok(()) => copy_out(&mut c, &msg, mpp, msp)?,
             };
-            ret(
-                &c,
-                "proxy_get_status",
-                || format!("-> {code}, {}", show(&msg)),
-                st,
-            )
+            c.ret(|| format!("-> {code}, {}", show(&msg)), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
-        "proxy_set_effective_context",
-        |mut c: Ctx<'_>, id: i32| {
-            allowed(&c, "proxy_set_effective_context")?;
-            let id = id as u32;
-            let d = c.data_mut();
-            let st = if d.contexts.contains_key(&id) {
-                d.effective_context = id;
-                Status::Ok
-            } else {
-                Status::BadArgument
-            };
-            ret(&c, "proxy_set_effective_context", || format!("{id}"), st)
-        },
-    )?;
+    env.func("proxy_set_effective_context", |mut c: Call<'_>, id: i32| {
+        let id = id as u32;
+        let d = c.data_mut();
+        let st = if d.contexts.contains_key(&id) {
+            d.effective_context = id;
+            Status::Ok
+        } else {
+            Status::BadArgument
+        };
+        c.ret(|| format!("{id}"), st)
+    })?;
 
-    linker.func_wrap("env", "proxy_done", |mut c: Ctx<'_>| {
-        allowed(&c, "proxy_done")?;
+    env.func("proxy_done", |mut c: Call<'_>| {
         let d = c.data_mut();
         let st = if d.root_pending_done {
             d.root_pending_done = false;
@@ -1110,24 +856,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
         } else {
             Status::NotFound
         };
-        ret(&c, "proxy_done", String::new, st)
+        c.ret(String::new, st)
     })?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_call_foreign_function",
-        |mut c: Ctx<'_>, np: i32, ns: i32, ap: i32, asz: i32, rpp: i32, rsp: i32| {
-            allowed(&c, "proxy_call_foreign_function")?;
+        |mut c: Call<'_>, np: i32, ns: i32, ap: i32, asz: i32, rpp: i32, rsp: i32| {
             let (memory, d) = memory_and_state(&mut c);
             let (name, args) = match (slice(memory, np, ns), slice(memory, ap, asz)) {
                 (Ok(name), Ok(args)) => (name, args),
                 _ => {
-                    return ret(
-                        &c,
-                        "proxy_call_foreign_function",
-                        String::new,
-                        Status::InvalidMemoryAccess,
-                    );
+                    return c.ret(String::new, Status::InvalidMemoryAccess);
                 }
             };
             // The log keeps a known function's name without allocating: the filter clears
@@ -1156,30 +895,23 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 args,
                 status,
             });
-            let shown = |c: &Ctx<'_>| {
+            let shown = |c: &Call<'_>| {
                 let last = c.data().foreign_calls.last();
                 format!("{:?}", last.map_or("", |call| &call.name))
             };
-            ret(&c, "proxy_call_foreign_function", || shown(&c), status)
+            c.ret(|| shown(&c), status)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_define_metric",
-        |mut c: Ctx<'_>, ty: i32, np: i32, ns: i32, idp: i32| {
-            allowed(&c, "proxy_define_metric")?;
+        |mut c: Call<'_>, ty: i32, np: i32, ns: i32, idp: i32| {
             let name = match read(&c, np, ns) {
                 Ok(n) => String::from_utf8_lossy(&n).into_owned(),
-                Err(st) => return ret(&c, "proxy_define_metric", String::new, st),
+                Err(st) => return c.ret(String::new, st),
             };
             let Some(ty) = MetricType::from_code(ty as u32) else {
-                return ret(
-                    &c,
-                    "proxy_define_metric",
-                    || format!("{ty}, {name:?}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{ty}, {name:?}"), Status::BadArgument);
             };
             let d = c.data_mut();
             let slot = &mut d.next_metric_id[ty as usize];
@@ -1188,27 +920,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
             let stat = d.shared().define_metric(ty, &name);
             d.metric_ids.insert(id, (ty, stat));
             let st = write_u32(&mut c, idp, id).err().unwrap_or(Status::Ok);
-            ret(
-                &c,
-                "proxy_define_metric",
-                || format!("{ty:?}, {name:?} -> {id}"),
-                st,
-            )
+            c.ret(|| format!("{ty:?}, {name:?} -> {id}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_increment_metric",
-        |mut c: Ctx<'_>, id: i32, offset: i64| {
-            allowed(&c, "proxy_increment_metric")?;
+        |mut c: Call<'_>, id: i32, offset: i64| {
             if id as u32 & 3 >= 2 {
-                return ret(
-                    &c,
-                    "proxy_increment_metric",
-                    || format!("{id}, {offset}"),
-                    Status::BadArgument,
-                );
+                return c.ret(|| format!("{id}, {offset}"), Status::BadArgument);
             }
             let st = metric_update(c.data_mut(), id as u32, |ty, v| match (ty, v) {
                 (MetricType::Counter, MetricValue::Counter(n)) if offset > 0 => {
@@ -1225,20 +945,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 _ => Status::BadArgument,
             });
-            ret(
-                &c,
-                "proxy_increment_metric",
-                || format!("{id}, {offset}"),
-                st,
-            )
+            c.ret(|| format!("{id}, {offset}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
+    env.func(
         "proxy_record_metric",
-        |mut c: Ctx<'_>, id: i32, value: i64| {
-            allowed(&c, "proxy_record_metric")?;
+        |mut c: Call<'_>, id: i32, value: i64| {
             let value = value as u64;
             let st = metric_update(c.data_mut(), id as u32, |_, v| {
                 match v {
@@ -1248,42 +961,61 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
                 }
                 Status::Ok
             });
-            ret(&c, "proxy_record_metric", || format!("{id}, {value}"), st)
+            c.ret(|| format!("{id}, {value}"), st)
         },
     )?;
 
-    linker.func_wrap(
-        "env",
-        "proxy_get_metric",
-        |mut c: Ctx<'_>, id: i32, rp: i32| {
-            allowed(&c, "proxy_get_metric")?;
-            let id = id as u32;
-            let got = {
-                let d = c.data();
-                match (id & 3, d.metric_ids.get(&id)) {
-                    (0 | 1, None) => Err(Status::NotFound),
-                    (0 | 1, Some(&(_, stat))) => Ok(d.shared().stat_mut(stat).value().unwrap_or(0)),
-                    _ => Err(Status::BadArgument),
-                }
-            };
-            let st = match got {
-                Err(st) => st,
-                Ok(v) => write_u64(&mut c, rp, v).err().unwrap_or(Status::Ok),
-            };
-            ret(&c, "proxy_get_metric", || format!("{id}"), st)
-        },
-    )?;
-
-    // Emscripten and pthread shims Envoy registers too.
-    linker.func_wrap(
-        "env",
-        "emscripten_notify_memory_growth",
-        |_: Ctx<'_>, _idx: i32| {},
-    )?;
-    linker.func_wrap("env", "pthread_equal", |_: Ctx<'_>, a: i32, b: i32| {
-        i32::from(a == b)
+    env.func("proxy_get_metric", |mut c: Call<'_>, id: i32, rp: i32| {
+        let id = id as u32;
+        let got = {
+            let d = c.data();
+            match (id & 3, d.metric_ids.get(&id)) {
+                (0 | 1, None) => Err(Status::NotFound),
+                (0 | 1, Some(&(_, stat))) => Ok(d.shared().stat_mut(stat).value().unwrap_or(0)),
+                _ => Err(Status::BadArgument),
+            }
+        };
+        let st = match got {
+            Err(st) => st,
+            Ok(v) => write_u64(&mut c, rp, v).err().unwrap_or(Status::Ok),
+        };
+        c.ret(|| format!("{id}"), st)
     })?;
+
     Ok(())
+}
+
+/// `proxy_add_header_map_value` and `proxy_replace_header_map_value`, which differ only in
+/// what they do to the map.
+fn set_header_map_value(
+    mut c: Call<'_>,
+    ty: i32,
+    (kp, ks): (i32, i32),
+    (vp, vs): (i32, i32),
+    set: fn(&mut HeaderMap, &[u8], &[u8]),
+) -> WResult<i32> {
+    let Some(ty) = MapType::from_code(ty) else {
+        return c.ret(|| format!("{ty}"), Status::BadArgument);
+    };
+    let (memory, d) = memory_and_state(&mut c);
+    let st = match (slice(memory, kp, ks), slice(memory, vp, vs)) {
+        (Ok(key), Ok(value)) => match d.map_mut(ty) {
+            None => Status::BadArgument,
+            Some(map) => {
+                set(map, key, value);
+                Status::Ok
+            }
+        },
+        _ => Status::InvalidMemoryAccess,
+    };
+    c.ret(
+        || {
+            let (key, value) = (read(&c, kp, ks), read(&c, vp, vs));
+            let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+            format!("{ty:?}, {}, {}", show(&key), show(&value))
+        },
+        st,
+    )
 }
 
 fn continue_stream(d: &mut HostState, ty: i32) -> Status {

@@ -184,10 +184,6 @@ pub(crate) struct HostState {
     pub next_context_id: u32,
     pub root_context: u32,
     pub streams: ById<StreamState>,
-    /// Header maps of finished streams, cleared, for the next streams' headers: building a
-    /// request's and its response's maps was the host's largest cost per request in the
-    /// lifecycle bench, most of it allocating them.
-    pub spare_maps: Vec<HeaderMap>,
     /// The plugin configuration, while `proxy_on_configure` runs.
     pub plugin_config: Option<Vec<u8>>,
     /// Arguments of `proxy_on_foreign_function`, while it runs.
@@ -239,7 +235,6 @@ impl HostState {
             next_context_id: 1,
             root_context: 0,
             streams: ById::default(),
-            spare_maps: Vec::new(),
             plugin_config: None,
             call_data: Vec::new(),
             logs: Vec::new(),
@@ -273,27 +268,6 @@ impl HostState {
             self.effective_context
         } else {
             self.current_context
-        }
-    }
-
-    /// A header map of `pairs`, in a finished stream's buffers when there is one.
-    pub(crate) fn header_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        &mut self,
-        pairs: &[(K, V)],
-    ) -> HeaderMap {
-        self.spare_maps.pop().unwrap_or_default().refilled(pairs)
-    }
-
-    /// Forget a stream, keeping its header maps for the next ones.
-    pub(crate) fn remove_stream(&mut self, id: u32) {
-        const KEPT: usize = 8;
-        if let Some(s) = self.streams.remove(&id) {
-            let maps = [Some(s.request_headers), s.response_headers];
-            for map in maps.into_iter().flatten() {
-                if self.spare_maps.len() < KEPT {
-                    self.spare_maps.push(map);
-                }
-            }
         }
     }
 

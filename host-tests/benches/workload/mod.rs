@@ -72,19 +72,54 @@ pub fn split_plan() -> String {
         .to_json()
 }
 
-/// The empty filter's module: `$SERIN_EMPTY_FILTER_WASM`, else where `cargo xtask` builds it
-/// (rustup's wasm32 target or the Debian route's target dir).
-pub fn empty_filter_wasm() -> Option<Vec<u8>> {
-    let module = "wasm32-unknown-unknown/wasm/serin_bench_empty_filter.wasm";
-    let candidates = std::env::var_os("SERIN_EMPTY_FILTER_WASM")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            workspace().join("target").join(module),
-            workspace().join("target/wasm-build").join(module),
-        ]);
-    candidates.into_iter().find_map(|p| std::fs::read(p).ok())
+/// The empty filter's module: `$SERIN_EMPTY_FILTER_WASM`, else `target/empty-filter.wasm`,
+/// which `cargo xtask wasm empty-filter` builds the way `filter.wasm` is built (the same profile
+/// and `wasm-opt`), so that the two differ only in what the filter does.
+pub fn empty_filter_wasm() -> Result<Vec<u8>, String> {
+    let path = std::env::var_os("SERIN_EMPTY_FILTER_WASM").map_or_else(
+        || workspace().join("target/empty-filter.wasm"),
+        PathBuf::from,
+    );
+    std::fs::read(&path).map_err(|e| {
+        format!(
+            "no empty filter at `{}` ({e}): build it with `cargo xtask wasm empty-filter` or \
+             point SERIN_EMPTY_FILTER_WASM at one",
+            path.display()
+        )
+    })
 }
+
+/// A worker running the empty filter: the floor under any filter's life cycle in this host,
+/// what the ABI's calls cost when the module does nothing.
+pub fn floor_worker(wasm: &[u8]) -> Worker {
+    let host = Host::new(wasm).expect("the empty filter compiles");
+    host.configured_worker("").expect("it takes any config")
+}
+
+/// One life cycle the benches measure: the plan the filter runs and the requests it gets.
+pub struct Case {
+    pub name: &'static str,
+    pub plan: fn() -> String,
+    pub send: fn(&mut Worker, u64),
+}
+
+pub const CASES: [Case; 3] = [
+    Case {
+        name: "fraud_model",
+        plan: fraud_plan,
+        send: predict,
+    },
+    Case {
+        name: "fraud_model_no_body",
+        plan: fraud_plan,
+        send: predict_no_body,
+    },
+    Case {
+        name: "split_only",
+        plan: split_plan,
+        send: get,
+    },
+];
 
 pub fn filter_worker(plan: String) -> Worker {
     let wasm = filter_wasm().unwrap_or_else(|e| panic!("{e:#}"));
