@@ -90,7 +90,6 @@ pub fn run(root: &Path) -> Result<(), String> {
     load.during(&stack, 4, || -> Result<(), String> {
         let start = Instant::now();
         let mut last = load.snapshot();
-        
         loop {
             std::thread::sleep(Duration::from_secs(1));
             let now = load.snapshot();
