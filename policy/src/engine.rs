@@ -300,7 +300,8 @@ impl Engine {
         }
         let state = self.catalogue.rollout_state();
         update(state, Update::Record(u64::from(self.phase.code())));
-        if let Some(weight) = ramp_at(&self.plan, self.phase).map(|r| r.weight) {
+        let ramp = self.plan.ramp.as_ref();
+        if let Some(weight) = ramp.and_then(|r| self.phase.weight(&r.steps)) {
             update(
                 self.catalogue.canary_weight(),
                 Update::Record(u64::from(weight)),

@@ -335,12 +335,7 @@ struct Requests {
 
 impl Requests {
     fn new(plan: &Plan, scenario: &Scenario) -> Requests {
-        let split = match (&plan.ramp, plan.default) {
-            (Some(ramp), _) => Some(ramp.split),
-            (None, Action::Split { split }) => Some(split),
-            (None, Action::Pin { .. }) => None,
-        };
-        let key = split
+        let key = routing_split(plan)
             .and_then(|s| plan.splits.get(usize::from(s)))
             .and_then(|s| s.key.first().cloned());
         let segment = plan.segments.get(usize::from(scenario.segment)).map(|s| {
@@ -365,12 +360,20 @@ impl Requests {
     }
 }
 
+/// The split a scenario's requests go through: the ramped one, else the default action's.
+fn routing_split(plan: &Plan) -> Option<u16> {
+    match (&plan.ramp, plan.default) {
+        (Some(ramp), _) => Some(ramp.split),
+        (None, Action::Split { split }) => Some(split),
+        (None, Action::Pin { .. }) => None,
+    }
+}
+
 /// The share of requests `arm`'s lanes promise at `phase`.
 fn canary_share(plan: &Plan, phase: Phase, arm: ArmId) -> f64 {
-    let split = match (&plan.ramp, plan.default) {
-        (Some(ramp), _) => ramp.split,
-        (None, Action::Split { split }) => split,
-        (None, Action::Pin { arm: pinned }) => return if pinned == arm { 1.0 } else { 0.0 },
+    let Some(split) = routing_split(plan) else {
+        let pinned = matches!(plan.default, Action::Pin { arm: a } if a == arm);
+        return if pinned { 1.0 } else { 0.0 };
     };
     let Some(split) = plan.splits.get(usize::from(split)) else {
         return 0.0;

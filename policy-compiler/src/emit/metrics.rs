@@ -3,24 +3,20 @@
 //! proxies export (names, kinds, labels, label values, and the Istio-style tagged names that
 //! Envoy's `stats_tags` turn into labels).
 
-use serin_policy::catalogue::{self, CLASSES, Family, STATES as PHASES};
+use serin_policy::catalogue::{self, CLASSES, STATES as PHASES};
 use serin_policy::guard::Class;
 use serin_policy::{GuardMetric, PPM, Plan};
 
 pub use serin_policy::catalogue::{FAMILIES, LABELS};
 
-const fn name(f: Family) -> &'static str {
-    f.name
-}
-
-pub const REQUESTS: &str = name(catalogue::REQUESTS);
-pub const RESPONSES: &str = name(catalogue::RESPONSES);
-pub const RESETS: &str = name(catalogue::RESETS);
-pub const DURATION: &str = name(catalogue::DURATION);
-pub const OUTCOMES: &str = name(catalogue::OUTCOMES);
-pub const OUTCOMES_POSITIVE: &str = name(catalogue::OUTCOMES_POSITIVE);
-pub const ROLLOUT_STATE: &str = name(catalogue::ROLLOUT_STATE);
-pub const CANARY_WEIGHT: &str = name(catalogue::CANARY_WEIGHT);
+pub const REQUESTS: &str = catalogue::REQUESTS.name;
+pub const RESPONSES: &str = catalogue::RESPONSES.name;
+pub const RESETS: &str = catalogue::RESETS.name;
+pub const DURATION: &str = catalogue::DURATION.name;
+pub const OUTCOMES: &str = catalogue::OUTCOMES.name;
+pub const OUTCOMES_POSITIVE: &str = catalogue::OUTCOMES_POSITIVE.name;
+pub const ROLLOUT_STATE: &str = catalogue::ROLLOUT_STATE.name;
+pub const CANARY_WEIGHT: &str = catalogue::CANARY_WEIGHT.name;
 
 /// The values of [`ROLLOUT_STATE`] (the engine's `Phase::code`).
 pub const STATES: &[(u8, &str)] = PHASES;
