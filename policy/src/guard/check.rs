@@ -92,14 +92,7 @@ impl Check {
             }
             Test::LatencyAbove { micros, p0, p1 } => {
                 s.threshold = micros as f64;
-                let (x, n) = (
-                    canary.latency.count_at_or_above(micros),
-                    canary.latency.total(),
-                );
-                let (xs, ns) = (
-                    stable.latency.count_at_or_above(micros),
-                    stable.latency.total(),
-                );
+                let ((x, n), (xs, ns)) = (above(canary, micros), above(stable, micros));
                 (x, n, xs, ns, bernoulli_llr(x, n, p0, p1))
             }
             Test::LatencyRatio {
@@ -118,14 +111,7 @@ impl Check {
                     Some(q) => {
                         let micros = Histogram::bound_at_or_above(q * ratio);
                         s.threshold = micros as f64;
-                        let (x, n) = (
-                            canary.latency.count_at_or_above(micros),
-                            canary.latency.total(),
-                        );
-                        let (xs, ns) = (
-                            stable.latency.count_at_or_above(micros),
-                            stable.latency.total(),
-                        );
+                        let ((x, n), (xs, ns)) = (above(canary, micros), above(stable, micros));
                         // Slowness common to both arms (a busy host, a pause, a burst)
                         // is not the canary's: in a sub-window where the stable arm itself
                         // clearly exceeds the threshold more often than `1 - quantile`, the
@@ -259,4 +245,9 @@ impl Check {
             Test::LatencyAbove { .. } | Test::LatencyRatio { .. }
         )
     }
+}
+
+/// An arm's requests at or above `micros`, and all its timed requests.
+fn above(arm: &Counters, micros: u64) -> (u64, u64) {
+    (arm.latency.count_at_or_above(micros), arm.latency.total())
 }
