@@ -2,42 +2,28 @@
 //! move its statistic.
 
 use super::hist::Histogram;
-use super::sprt::{Bounds, bernoulli_llr, split_llr};
+use super::params::Params;
+use super::power::Trial;
+use super::sprt::{Bounds, Model};
 use super::state::CheckState;
 use super::window::Counters;
 
-/// What a check tests: H0 at the guard's bound (`p0`, `rho0`), H1 at the effect the test is
-/// tuned to detect (`p1`, `rho1`).
+/// What a check compares, with its bound: `p0` a rate, `rho0` a ratio to stable.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Test {
     /// Canary errors per completed request against `p0`.
-    ErrorRate { p0: f64, p1: f64 },
+    ErrorRate { p0: f64 },
     /// Canary error rate against stable's times `rho0`.
-    ErrorRatio { rho0: f64, rho1: f64 },
+    ErrorRatio { rho0: f64 },
     /// Canary requests at or above `micros` against `p0 = 1 - quantile`.
-    LatencyAbove { micros: u64, p0: f64, p1: f64 },
+    LatencyAbove { micros: u64, p0: f64 },
     /// Canary requests at or above `ratio ×` stable's `quantile` against `p0 = 1 - quantile`.
-    LatencyRatio {
-        quantile: f64,
-        ratio: f64,
-        p0: f64,
-        p1: f64,
-    },
-    /// Positive (or, `below`, non-positive) outcomes in `cell` against `p0`.
-    OutcomeRate {
-        cell: u8,
-        below: bool,
-        p0: f64,
-        p1: f64,
-    },
+    LatencyRatio { quantile: f64, ratio: f64, p0: f64 },
+    /// Positive outcomes in `cell` at most `limit` (`below`: at least `limit`).
+    OutcomeRate { cell: u8, below: bool, limit: f64 },
     /// Canary's positive rate in `cell` against stable's times `rho0` (`below`: stable's
     /// against the canary's, for a lower bound).
-    OutcomeRatio {
-        cell: u8,
-        below: bool,
-        rho0: f64,
-        rho1: f64,
-    },
+    OutcomeRatio { cell: u8, below: bool, rho0: f64 },
 }
 
 /// One sequential test of one guard bound (a guard with two bounds, or one per segment value,
@@ -48,16 +34,42 @@ pub struct Check {
     /// What is tested, for logs: e.g. `error_rate <= 2%`, `outcome_ratio[age=65+] <= 1.2`.
     pub label: String,
     pub min_samples: u64,
+    /// The breach size, as a multiple of the limit, that carries half the test's prior and
+    /// that "healthy" rejects (see [`super::sprt`]).
+    pub design: f64,
     pub(super) test: Test,
 }
 
-/// H1 for a rate `p0`: `p0 × factor`, kept below 1.
-pub(super) fn raise(p0: f64, factor: f64) -> f64 {
-    let p1 = p0 * factor;
-    if p1 < 1.0 { p1 } else { (p0 + 1.0) / 2.0 }
-}
+/// One sub-window's counts for a test: (watched arm's events, its samples, the other arm's
+/// events, its samples).
+type Counts = (u64, u64, u64, u64);
 
 impl Check {
+    /// The statistical model of this check's bound, and whether its watched arm is stable (a
+    /// lower bound on a ratio watches stable against the canary). Latency-ratio checks are
+    /// modelled at their nominal tail share.
+    pub fn model(&self) -> (Model, bool) {
+        match self.test {
+            Test::ErrorRate { p0 } | Test::LatencyAbove { p0, .. } => {
+                (Model::rate(p0, false), false)
+            }
+            Test::LatencyRatio { p0, .. } => (Model::rate(p0, false), false),
+            Test::OutcomeRate { below, limit, .. } => (Model::rate(limit, below), false),
+            Test::ErrorRatio { rho0 } => (Model::Ratio { rho0 }, false),
+            Test::OutcomeRatio { below, rho0, .. } => (Model::Ratio { rho0 }, below),
+        }
+    }
+
+    /// This check's test as [`super::power`] plays it.
+    pub fn trial(&self, params: &Params) -> Trial {
+        Trial {
+            model: self.model().0,
+            design: self.design,
+            min_samples: self.min_samples,
+            bounds: params.bounds(),
+        }
+    }
+
     /// Feed one completed sub-window's counters to this check's test. `reference` is stable's
     /// decayed latency, which a latency-ratio test needs `min_reference` samples of.
     pub(super) fn feed(
@@ -69,117 +81,90 @@ impl Check {
         min_reference: u64,
         bounds: &Bounds,
     ) {
-        // (canary events, canary samples, stable events, stable samples, increment)
-        let (xc, nc, xs, ns, inc) = match self.test {
-            Test::ErrorRate { p0, p1 } => {
-                let (x, n) = (canary.errors(), canary.completed());
-                (
-                    x,
-                    n,
-                    stable.errors(),
-                    stable.completed(),
-                    bernoulli_llr(x, n, p0, p1),
-                )
+        let Some((model, (xc, nc, xs, ns))) =
+            self.counts(s, stable, canary, reference, min_reference)
+        else {
+            return;
+        };
+        let (_, swapped) = self.model();
+        let watched = if swapped {
+            (xs, ns, xc, nc)
+        } else {
+            (xc, nc, xs, ns)
+        };
+        s.evidence
+            .add(&model.increments(self.design, watched), bounds);
+        s.canary_events = s.canary_events.saturating_add(xc);
+        s.canary_samples = s.canary_samples.saturating_add(nc);
+        s.stable_events = s.stable_events.saturating_add(xs);
+        s.stable_samples = s.stable_samples.saturating_add(ns);
+    }
+
+    /// The model for this sub-window and the arms' counts (canary first); `None` when the
+    /// sub-window cannot be tested yet.
+    fn counts(
+        &self,
+        s: &mut CheckState,
+        stable: &Counters,
+        canary: &Counters,
+        reference: &Histogram,
+        min_reference: u64,
+    ) -> Option<(Model, Counts)> {
+        let errors = |a: &Counters| (a.errors(), a.completed());
+        let positives = |a: &Counters, cell: u8, below: bool| {
+            let o = a.outcomes[usize::from(cell)];
+            let positive = o.positive.min(o.total);
+            let x = if below { o.total - positive } else { positive };
+            (u64::from(x), u64::from(o.total))
+        };
+        let join = |(xc, nc): (u64, u64), (xs, ns): (u64, u64)| (xc, nc, xs, ns);
+        let (model, _) = self.model();
+        match self.test {
+            Test::ErrorRate { .. } | Test::ErrorRatio { .. } => {
+                Some((model, join(errors(canary), errors(stable))))
             }
-            Test::ErrorRatio { rho0, rho1 } => {
-                let (xc, nc, xs, ns) = (
-                    canary.errors(),
-                    canary.completed(),
-                    stable.errors(),
-                    stable.completed(),
-                );
-                (xc, nc, xs, ns, split_llr(xc, xs, nc, ns, rho0, rho1))
-            }
-            Test::LatencyAbove { micros, p0, p1 } => {
+            Test::LatencyAbove { micros, .. } => {
                 s.threshold = micros as f64;
-                let ((x, n), (xs, ns)) = (above(canary, micros), above(stable, micros));
-                (x, n, xs, ns, bernoulli_llr(x, n, p0, p1))
+                Some((model, join(above(canary, micros), above(stable, micros))))
             }
             Test::LatencyRatio {
                 quantile,
                 ratio,
                 p0,
-                p1,
             } => {
                 let need = min_reference.max((10.0 / (1.0 - quantile)).ceil() as u64);
-                let base = reference
+                // No reference yet: the canary's requests are not tested (and not counted).
+                let q = reference
                     .quantile(quantile)
-                    .filter(|_| reference.total() >= need);
-                match base {
-                    // No reference yet: the canary's requests are not tested (and not counted).
-                    None => (0, 0, 0, 0, 0.0),
-                    Some(q) => {
-                        let micros = Histogram::bound_at_or_above(q * ratio);
-                        s.threshold = micros as f64;
-                        let ((x, n), (xs, ns)) = (above(canary, micros), above(stable, micros));
-                        // Slowness common to both arms (a busy host, a pause, a burst)
-                        // is not the canary's: in a sub-window where the stable arm itself
-                        // clearly exceeds the threshold more often than `1 - quantile`, the
-                        // canary is held to the stable arm's rate instead. "Clearly": a
-                        // two-sigma Poisson lower bound, so that the noise of a few stable
-                        // events does not blunt the test.
-                        let xs_low = (xs as f64 - 2.0 * (xs as f64).sqrt()).max(0.0);
-                        let stable_rate = if ns == 0 { 0.0 } else { xs_low / ns as f64 };
-                        let p0_now = p0.max(stable_rate);
-                        let p1_now = raise(p0_now, p1 / p0);
-                        (x, n, xs, ns, bernoulli_llr(x, n, p0_now, p1_now))
-                    }
-                }
+                    .filter(|_| reference.total() >= need)?;
+                let micros = Histogram::bound_at_or_above(q * ratio);
+                s.threshold = micros as f64;
+                let (c, st) = (above(canary, micros), above(stable, micros));
+                // Slowness common to both arms (a busy host, a pause, a burst) is not the
+                // canary's: in a sub-window where the stable arm itself clearly exceeds the
+                // threshold more often than `1 - quantile`, the canary is held to the stable
+                // arm's rate instead. "Clearly": a two-sigma Poisson lower bound, so that the
+                // noise of a few stable events does not blunt the test.
+                let (xs, ns) = st;
+                let xs_low = (xs as f64 - 2.0 * (xs as f64).sqrt()).max(0.0);
+                let stable_rate = if ns == 0 { 0.0 } else { xs_low / ns as f64 };
+                Some((Model::rate(p0.max(stable_rate), false), join(c, st)))
             }
-            Test::OutcomeRate {
-                cell,
-                below,
-                p0,
-                p1,
-            } => {
-                let (c, st) = (
-                    canary.outcomes[usize::from(cell)],
-                    stable.outcomes[usize::from(cell)],
-                );
-                let x = if below {
-                    c.total - c.positive.min(c.total)
-                } else {
-                    c.positive.min(c.total)
-                };
-                let xs = if below {
-                    st.total - st.positive.min(st.total)
-                } else {
-                    st.positive.min(st.total)
-                };
-                let (x, n) = (u64::from(x), u64::from(c.total));
-                (
-                    x,
-                    n,
-                    u64::from(xs),
-                    u64::from(st.total),
-                    bernoulli_llr(x, n, p0, p1),
-                )
-            }
-            Test::OutcomeRatio {
-                cell,
-                below,
-                rho0,
-                rho1,
-            } => {
-                let (c, st) = (
-                    canary.outcomes[usize::from(cell)],
-                    stable.outcomes[usize::from(cell)],
-                );
-                let (xc, nc) = (u64::from(c.positive.min(c.total)), u64::from(c.total));
-                let (xs, ns) = (u64::from(st.positive.min(st.total)), u64::from(st.total));
-                let inc = if below {
-                    split_llr(xs, xc, ns, nc, rho0, rho1)
-                } else {
-                    split_llr(xc, xs, nc, ns, rho0, rho1)
-                };
-                (xc, nc, xs, ns, inc)
-            }
-        };
-        s.llr = bounds.add(s.llr, inc);
-        s.canary_events = s.canary_events.saturating_add(xc);
-        s.canary_samples = s.canary_samples.saturating_add(nc);
-        s.stable_events = s.stable_events.saturating_add(xs);
-        s.stable_samples = s.stable_samples.saturating_add(ns);
+            Test::OutcomeRate { cell, below, .. } => Some((
+                model,
+                join(
+                    positives(canary, cell, below),
+                    positives(stable, cell, below),
+                ),
+            )),
+            Test::OutcomeRatio { cell, .. } => Some((
+                model,
+                join(
+                    positives(canary, cell, false),
+                    positives(stable, cell, false),
+                ),
+            )),
+        }
     }
 
     /// The bound under test and the same quantity over the window's totals, for reading.
@@ -213,11 +198,8 @@ impl Check {
                     .zip(stable_w.latency.quantile(quantile))
                     .and_then(|(a, b)| (b > 0.0).then(|| a / b)),
             ),
-            Test::OutcomeRate {
-                cell, below, p0, ..
-            } => {
+            Test::OutcomeRate { cell, limit, .. } => {
                 let o = canary_w.outcomes[usize::from(cell)];
-                let limit = if below { 1.0 - p0 } else { p0 };
                 (limit, rate(u64::from(o.positive), u64::from(o.total)))
             }
             Test::OutcomeRatio {

@@ -1,7 +1,7 @@
 //! Compiling a plan's guards and ramp into a [`Rollout`]: each bound of a guard that watches the
 //! ramped arm becomes one [`Check`], and outcome guards claim their cells in the [`Layout`].
 
-use super::check::{Check, Test, raise};
+use super::check::{Check, Test};
 use super::hist::Histogram;
 use super::layout::{Layout, segment_value_index};
 use super::machine::Rollout;
@@ -42,14 +42,20 @@ impl Rollout {
             let guard = gi.min(usize::from(u16::MAX)) as u16;
             let min_samples = u64::from(g.min_samples);
             let mut push = |label: String, test: Test| {
+                let design =
+                    if matches!(test, Test::LatencyAbove { .. } | Test::LatencyRatio { .. }) {
+                        params.latency_detect
+                    } else {
+                        params.detect
+                    };
                 checks.push(Check {
                     guard,
                     label,
                     min_samples,
+                    design,
                     test,
                 })
             };
-            let d = params.detect;
             match &g.metric {
                 GuardMetric::ErrorRate {
                     max_ppm,
@@ -58,20 +64,11 @@ impl Rollout {
                     if let Some(m) = max_ppm.map(ppm).filter(|m| *m > 0.0 && *m < 1.0) {
                         push(
                             format!("error_rate <= {}", pct(m)),
-                            Test::ErrorRate {
-                                p0: m,
-                                p1: raise(m, d),
-                            },
+                            Test::ErrorRate { p0: m },
                         );
                     }
                     if let Some(r) = max_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
-                        push(
-                            format!("error_ratio <= {r}"),
-                            Test::ErrorRatio {
-                                rho0: r,
-                                rho1: r * d,
-                            },
-                        );
+                        push(format!("error_ratio <= {r}"), Test::ErrorRatio { rho0: r });
                     }
                 }
                 GuardMetric::Latency {
@@ -83,13 +80,13 @@ impl Rollout {
                     if !(q > 0.0 && q < 1.0) {
                         continue;
                     }
-                    let (p0, p1) = (1.0 - q, raise(1.0 - q, params.latency_detect));
+                    let p0 = 1.0 - q;
                     let qname = format!("p{}", (q * 1e4).round() / 1e2);
                     if let Some(ms) = max_ms.filter(|ms| *ms > 0) {
                         let micros = Histogram::bound_at_or_above(f64::from(ms) * 1000.0);
                         push(
                             format!("latency_{qname} <= {ms}ms"),
-                            Test::LatencyAbove { micros, p0, p1 },
+                            Test::LatencyAbove { micros, p0 },
                         );
                     }
                     if let Some(r) = max_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
@@ -99,7 +96,6 @@ impl Rollout {
                                 quantile: q,
                                 ratio: r,
                                 p0,
-                                p1,
                             },
                         );
                     }
@@ -157,18 +153,15 @@ impl Rollout {
                             let t = Test::OutcomeRate {
                                 cell,
                                 below: false,
-                                p0: m,
-                                p1: raise(m, d),
+                                limit: m,
                             };
                             push(format!("{name}_rate <= {}", pct(m)), t);
                         }
                         if let Some(m) = min_ppm.map(ppm).filter(|m| *m > 0.0 && *m < 1.0) {
-                            // Rate below `m` ⇔ non-positive share above `1 - m`.
                             let t = Test::OutcomeRate {
                                 cell,
                                 below: true,
-                                p0: 1.0 - m,
-                                p1: 1.0 - m / d.max(1.0 + 1e-9),
+                                limit: m,
                             };
                             push(format!("{name}_rate >= {}", pct(m)), t);
                         }
@@ -177,7 +170,6 @@ impl Rollout {
                                 cell,
                                 below: false,
                                 rho0: r,
-                                rho1: r * d,
                             };
                             push(format!("{name}_ratio <= {r}"), t);
                         }
@@ -186,7 +178,6 @@ impl Rollout {
                                 cell,
                                 below: true,
                                 rho0: 1.0 / r,
-                                rho1: d / r,
                             };
                             push(format!("{name}_ratio >= {r}"), t);
                         }

@@ -116,7 +116,7 @@ impl Rollout {
         }
         state.next_slot = state.next_slot.max(ready);
 
-        let bounds = Bounds::wald(self.params.alpha, self.params.beta);
+        let bounds = self.params.bounds();
         let verdicts = self.verdicts(state, &bounds);
         let breach = |action: Breach| {
             self.checks.iter().zip(&verdicts).find_map(|(c, v)| {
@@ -187,7 +187,7 @@ impl Rollout {
                 if s.canary_samples < c.min_samples {
                     Verdict::Continue
                 } else {
-                    bounds.verdict(s.llr)
+                    s.evidence.verdict(bounds)
                 }
             })
             .collect()
@@ -227,7 +227,7 @@ impl Rollout {
         if state.reference.total() >= self.params.reference_cap.max(2) {
             state.reference.decay();
         }
-        let bounds = Bounds::wald(self.params.alpha, self.params.beta);
+        let bounds = self.params.bounds();
         for (check, s) in self.checks.iter().zip(state.checks.iter_mut()) {
             check.feed(
                 s,

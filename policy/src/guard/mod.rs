@@ -3,8 +3,10 @@
 //! - [`Window`]: per-arm counters (requests, responses by class, local replies, resets, a
 //!   latency [`Histogram`], model outcomes per cell) in a ring of sub-windows, with a fixed-size
 //!   encoding and an associative [`Window::merge`] for proxy-wasm shared data.
-//! - [`sprt`]: the sequential tests (Wald's SPRT with a healthy floor, over a Bernoulli model
-//!   and a conditional binomial model); see that module for the method and its guarantees.
+//! - [`sprt`]: the sequential test (a mixture SPRT with power against every breach, floored,
+//!   over a Bernoulli model and a conditional binomial model); see that module for the method
+//!   and its guarantees. [`power`] plays one test over synthetic traffic: what a guard can
+//!   catch, and how soon, before the rollout starts.
 //! - [`Rollout`] and [`RolloutState`]: the state machine, compiled from the plan's guards and
 //!   ramp and driven by [`Rollout::tick`].
 //!
@@ -38,6 +40,7 @@ mod hist;
 mod layout;
 mod machine;
 mod params;
+pub mod power;
 mod report;
 pub mod sprt;
 mod state;

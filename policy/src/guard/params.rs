@@ -2,19 +2,23 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sprt::Bounds;
+
 /// Tuning that the plan does not carry. The defaults are what BENCHMARKS.md measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// Per test: the chance of a false breach before the test first finds the canary healthy.
+    /// Per test: the chance that a canary at its limit is ever called a breach, before the
+    /// floor's restarts (see [`super::sprt`]).
     pub alpha: f64,
-    /// Per test: the chance of calling a canary at the detection effect healthy.
+    /// Per test: the chance of calling a canary that breaches by the design effect healthy.
     pub beta: f64,
-    /// The effect each rate test is tuned to detect, as a multiple of its limit: H1 is
-    /// `rate = limit × detect` (or `ratio = max_ratio × detect`).
+    /// The design effect of rate and ratio tests, as a multiple of the limit: half of the
+    /// mixture's prior, and the breach size that "healthy" rejects.
     pub detect: f64,
-    /// The latency tests' H1: the share of canary requests above the threshold is this multiple
-    /// of `1 - quantile` (a +20% p99 shift of a lognormal with σ = 0.5 gives about 2.5).
+    /// The latency tests' design effect: the share of canary requests above the threshold is
+    /// this multiple of `1 - quantile` (a +20% p99 shift of a lognormal with σ = 0.5 gives
+    /// about 2.5).
     pub latency_detect: f64,
     /// Length of a sub-window (must match the [`Window`](super::Window)'s).
     pub slot_ms: u32,
@@ -31,7 +35,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            alpha: 0.0025,
+            alpha: 0.003,
             beta: 0.2,
             detect: 2.0,
             latency_detect: 2.5,
@@ -40,5 +44,12 @@ impl Default for Params {
             reference_cap: 1 << 16,
             min_reference: 2000,
         }
+    }
+}
+
+impl Params {
+    /// The sequential tests' boundaries.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::new(self.alpha, self.beta)
     }
 }

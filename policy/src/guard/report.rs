@@ -36,8 +36,10 @@ pub struct Evidence {
     pub guard: String,
     pub check: String,
     pub verdict: Verdict,
-    /// The test statistic and its two boundaries.
+    /// The mixture's log-likelihood ratio (breach at `breach_at`), and the design
+    /// component's (healthy at `healthy_at`).
     pub llr: f64,
+    pub design_llr: f64,
     pub breach_at: f64,
     pub healthy_at: f64,
     /// The bound under test: a rate, a ratio, or milliseconds.
@@ -58,7 +60,7 @@ pub struct Evidence {
 impl Rollout {
     /// The numbers behind every check at `now_ms` (what a transition logs).
     pub fn report(&self, state: &RolloutState, now_ms: u64, window: &Window) -> Vec<Evidence> {
-        let bounds = Bounds::wald(self.params.alpha, self.params.beta);
+        let bounds = self.params.bounds();
         let verdicts = self.verdicts(state, &bounds);
         self.evidence(state, &verdicts, now_ms, window, &bounds)
     }
@@ -86,7 +88,8 @@ impl Rollout {
                     guard: self.guard_name(c.guard),
                     check: c.label.clone(),
                     verdict: *v,
-                    llr: s.llr,
+                    llr: s.evidence.mixture(),
+                    design_llr: s.evidence.design(),
                     breach_at: bounds.breach,
                     healthy_at: bounds.healthy,
                     limit,

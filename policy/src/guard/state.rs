@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FULL_WEIGHT;
 use super::hist::{BUCKETS, Histogram};
+use super::sprt::{EFFECTS, Evidence};
 use super::window::Reader;
 use crate::rollout::RampStep;
 
@@ -55,8 +56,8 @@ impl Phase {
 /// One check's running test, in the shared state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckState {
-    /// The log-likelihood ratio of "breach" against "at the limit", floored at the healthy bound.
-    pub llr: f64,
+    /// The sequential test's running evidence (see [`super::sprt`]).
+    pub evidence: Evidence,
     pub canary_events: u64,
     pub canary_samples: u64,
     pub stable_events: u64,
@@ -86,7 +87,8 @@ pub struct RolloutState {
 }
 
 const STATE_MAGIC: [u8; 4] = *b"SRNS";
-const STATE_VERSION: u16 = 1;
+/// 2: a log-likelihood ratio per mixture component (was one).
+const STATE_VERSION: u16 = 2;
 const MAX_DIGEST: usize = 256;
 const MAX_CHECKS: usize = 1024;
 
@@ -101,7 +103,7 @@ impl RolloutState {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.checks.len() * 48 + BUCKETS * 4);
+        let mut out = Vec::with_capacity(64 + self.checks.len() * (40 + 8 * EFFECTS) + BUCKETS * 4);
         out.extend_from_slice(&STATE_MAGIC);
         out.extend_from_slice(&STATE_VERSION.to_le_bytes());
         let digest = &self.digest.as_bytes()[..self.digest.len().min(MAX_DIGEST)];
@@ -129,7 +131,9 @@ impl RolloutState {
         let n = self.checks.len().min(MAX_CHECKS);
         out.extend_from_slice(&(n as u16).to_le_bytes());
         for c in &self.checks[..n] {
-            out.extend_from_slice(&c.llr.to_bits().to_le_bytes());
+            for s in c.evidence.0 {
+                out.extend_from_slice(&s.to_bits().to_le_bytes());
+            }
             for x in [
                 c.canary_events,
                 c.canary_samples,
@@ -179,9 +183,13 @@ impl RolloutState {
         }
         let mut checks = Vec::with_capacity(n);
         for _ in 0..n {
-            let llr = r.f64()?;
+            let mut evidence = Evidence::default();
+            for s in evidence.0.iter_mut() {
+                let x = r.f64()?;
+                *s = if x.is_finite() { x } else { 0.0 };
+            }
             let c = CheckState {
-                llr: if llr.is_finite() { llr } else { 0.0 },
+                evidence,
                 canary_events: r.u64()?,
                 canary_samples: r.u64()?,
                 stable_events: r.u64()?,
