@@ -29,6 +29,9 @@ use serin_policy::Plan;
 pub struct Compiled {
     pub plan: Plan,
     pub warnings: Vec<Diagnostic>,
+    /// The ramp's `expected_rps`: the requests per second one proxy expects, which the plan
+    /// does not carry (only the lints and `serin explain --guards` read it).
+    pub expected_rps: Option<f64>,
 }
 
 /// Parse and lower a policy: the typed model (`--emit ast`).
@@ -37,15 +40,44 @@ pub fn parse_str(source: &str, file_name: &str) -> Result<ast::Policy, Diagnosti
     lower::lower(&root).map_err(|ds| Diagnostics::new(file_name, source, ds))
 }
 
+/// What the user tells the compiler beyond the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Requests per second at one proxy, for the lints that judge sample sizes and power
+    /// (`--expect-rps`); overrides the ramp's `expected_rps`.
+    pub expect_rps: Option<f64>,
+}
+
 /// Compile a policy through every stage.
 pub fn compile_str(source: &str, file_name: &str) -> Result<Compiled, Diagnostics> {
+    compile_with(source, file_name, &Options::default())
+}
+
+/// Compile a policy through every stage, with options.
+pub fn compile_with(
+    source: &str,
+    file_name: &str,
+    options: &Options,
+) -> Result<Compiled, Diagnostics> {
     let policy = parse_str(source, file_name)?;
     let checked =
         validate::validate(&policy).map_err(|ds| Diagnostics::new(file_name, source, ds))?;
-    let mut warnings = lint::lint(&policy, &checked);
+    let plan = plan::build(checked.clone());
+    let stated = policy.ramp.as_ref().and_then(|r| r.expected_rps.as_ref());
+    let expected_rps = match options.expect_rps {
+        Some(rps) => Some((rps, None)),
+        None => stated.map(|r| (r.v, Some(r.span.clone()))),
+    };
+    let mut warnings = lint::lint(&lint::Cx {
+        policy: &policy,
+        checked: &checked,
+        plan: &plan,
+        expected_rps,
+    });
     warnings.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     Ok(Compiled {
-        plan: plan::build(checked),
+        plan,
         warnings,
+        expected_rps: stated.map(|r| r.v),
     })
 }

@@ -2,7 +2,9 @@
 //! Lint never fails; it reports. Each rule is a small unit with a code, a doc string and a check;
 //! `docs/policy.md` lists them from [`LINTS`] (a test keeps the two in step).
 
-use serin_policy::{Cidr, Matcher, Test};
+use serin_policy::guard::power::{self, Power};
+use serin_policy::guard::{Params, Phase, Rollout};
+use serin_policy::{Cidr, Matcher, Plan, Test, sim};
 
 use crate::ast::{Bucketing, FallbackDef, Policy};
 use crate::diag::{Diagnostic, Span};
@@ -12,7 +14,18 @@ use crate::validate::{Checked, fmt_bp, percent_bp};
 pub struct Lint {
     pub code: &'static str,
     pub doc: &'static str,
-    pub check: fn(&Policy, &Checked, &mut Vec<Diagnostic>),
+    pub check: fn(&Cx, &mut Vec<Diagnostic>),
+}
+
+/// What a lint reads: the policy as written, as checked, and as compiled, and the traffic the
+/// user expects.
+pub struct Cx<'a> {
+    pub policy: &'a Policy,
+    pub checked: &'a Checked,
+    pub plan: &'a Plan,
+    /// Requests per second at one proxy: `serin check --expect-rps`, else the ramp's
+    /// `expected_rps` (with its span).
+    pub expected_rps: Option<(f64, Option<Span>)>,
 }
 
 pub const LINTS: &[Lint] = &[
@@ -38,8 +51,13 @@ pub const LINTS: &[Lint] = &[
     },
     Lint {
         code: "samples-unreachable",
-        doc: "At the ramp's `expected_rps`, a step cannot collect the minimum samples that it or a guard needs within its duration (or the guard's window), so it can never pass its `healthy` gate.",
+        doc: "At the expected rate (the ramp's `expected_rps`, or `serin check --expect-rps`), a step cannot collect the minimum samples that it or a guard needs within its duration (or the guard's window), so it can never pass its `healthy` gate.",
         check: samples_unreachable,
+    },
+    Lint {
+        code: "guard-cannot-decide",
+        doc: "At the expected rate (the ramp's `expected_rps`, or `serin check --expect-rps`) and the canary's first share of traffic, a guard catches a breach of twice its limit within its `window` in fewer than half of 200 simulated runs. `serin explain --guards` shows how long it needs.",
+        check: guard_cannot_decide,
     },
     Lint {
         code: "ramp-without-guards",
@@ -78,15 +96,16 @@ pub fn docs_markdown() -> String {
 }
 
 /// Run every lint.
-pub fn lint(policy: &Policy, checked: &Checked) -> Vec<Diagnostic> {
+pub fn lint(cx: &Cx) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for l in LINTS {
-        (l.check)(policy, checked, &mut out);
+        (l.check)(cx, &mut out);
     }
     out
 }
 
-fn weights_do_not_sum(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn weights_do_not_sum(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     for s in p.split.iter().chain(&p.splits) {
         if !matches!(s.bucketing.v, Bucketing::Serin) {
             continue;
@@ -252,7 +271,8 @@ fn rule_span(p: &Policy, i: usize) -> Span {
     p.rules[i].name.span.clone()
 }
 
-fn unreachable_rules(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn unreachable_rules(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     let catch_all = c.rules.iter().position(|r| r.all.is_empty());
     for (j, later) in c.rules.iter().enumerate() {
         // An earlier catch-all explains every later rule; report that first.
@@ -298,7 +318,8 @@ fn unreachable_rules(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn overlapping_rules(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn overlapping_rules(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     for (j, later) in c.rules.iter().enumerate() {
         if later.all.is_empty() {
             continue;
@@ -339,7 +360,8 @@ fn overlapping_rules(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn ramp_not_monotone(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
+fn ramp_not_monotone(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let p = cx.policy;
     let Some(r) = &p.ramp else { return };
     let mut prev: Option<u32> = None;
     for (i, s) in r.steps.iter().enumerate() {
@@ -363,11 +385,14 @@ fn ramp_not_monotone(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn samples_unreachable(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn samples_unreachable(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     let (Some(r), Some(plan_ramp)) = (&p.ramp, &c.rollout.ramp) else {
         return;
     };
-    let Some(rps) = &r.expected_rps else { return };
+    let Some((rps, rps_span)) = &cx.expected_rps else {
+        return;
+    };
     for (s, step) in r.steps.iter().zip(&plan_ramp.steps) {
         let share = f64::from(step.weight) / 10_000.0;
         let duration = f64::from(step.min_duration_seconds);
@@ -386,30 +411,85 @@ fn samples_unreachable(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
             }
         }
         for (need, seconds, who) in needs {
-            let expected = rps.v * share * seconds;
+            let expected = rps * share * seconds;
             if expected < need as f64 {
-                out.push(
-                    Diagnostic::warning(
-                        "samples-unreachable",
-                        format!("this step cannot reach the {need} samples that {who} needs"),
-                        s.span.clone(),
-                    )
-                    .with_label(format!("about {} samples", expected.floor()))
-                    .with_related(rps.span.clone(), "the stated rate")
-                    .with_help(format!(
-                        "at {} requests per second, {} percent for {}s gives about {} requests; lengthen the step, raise its weight or lower the minimum",
-                        rps.v,
-                        fmt_bp(step.weight),
-                        seconds,
-                        expected.floor()
-                    )),
-                );
+                let mut d = Diagnostic::warning(
+                    "samples-unreachable",
+                    format!("this step cannot reach the {need} samples that {who} needs"),
+                    s.span.clone(),
+                )
+                .with_label(format!("about {} samples", expected.floor()))
+                .with_help(format!(
+                    "at {} requests per second, {} percent for {}s gives about {} requests; lengthen the step, raise its weight or lower the minimum",
+                    rps,
+                    fmt_bp(step.weight),
+                    seconds,
+                    expected.floor()
+                ));
+                if let Some(span) = rps_span {
+                    d = d.with_related(span.clone(), "the stated rate");
+                }
+                out.push(d);
             }
         }
     }
 }
 
-fn ramp_without_guards(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn guard_cannot_decide(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let Some((rps, rps_span)) = &cx.expected_rps else {
+        return;
+    };
+    let rollout = Rollout::from_plan(cx.plan, Params::default());
+    let share = rollout.canary.map_or(0.0, |arm| {
+        sim::canary_share(cx.plan, Phase::Ramping { step: 0 }, arm)
+    });
+    let baseline = power::assumed_baseline(cx.plan, *rps, share);
+    let mut warned = Vec::new();
+    for check in &rollout.checks {
+        let (Some(def), Some(guard)) = (
+            cx.policy.guards.get(usize::from(check.guard)),
+            cx.plan.guards.get(usize::from(check.guard)),
+        ) else {
+            continue;
+        };
+        if warned.contains(&check.guard) {
+            continue;
+        }
+        let slots = u64::from(guard.window_seconds) * 1000 / u64::from(rollout.params.slot_ms);
+        let traffic = rollout.traffic(check, &baseline);
+        let p = Power::measure(&check.trial(&rollout.params), traffic, 2.0, slots, 200, 1);
+        if p.rate() >= 0.5 {
+            continue;
+        }
+        warned.push(check.guard);
+        let mut d = Diagnostic::warning(
+            "guard-cannot-decide",
+            format!(
+                "guard `{}` cannot catch a breach of twice its limit within its window",
+                guard.name
+            ),
+            def.span.clone(),
+        )
+        .with_label(format!(
+            "`{}` catches it within {} in {:.0}% of simulated runs",
+            check.label,
+            power::duration(f64::from(guard.window_seconds)),
+            100.0 * p.rate()
+        ))
+        .with_help(format!(
+            "at {rps} requests per second with {:.1} percent on the canary, it sees about {:.1} samples a second; lengthen `window`, raise the canary's first share, or run `serin explain --guards` for the time it needs",
+            100.0 * share,
+            traffic.watched * 1000.0 / f64::from(rollout.params.slot_ms)
+        ));
+        if let Some(span) = rps_span {
+            d = d.with_related(span.clone(), "the stated rate");
+        }
+        out.push(d);
+    }
+}
+
+fn ramp_without_guards(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     let (Some(r), Some(ramp)) = (&p.ramp, &c.rollout.ramp) else {
         return;
     };
@@ -426,7 +506,8 @@ fn ramp_without_guards(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn override_unprotected(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn override_unprotected(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     let (Some(def), Some(o)) = (&p.override_, &c.override_) else {
         return;
     };
@@ -452,7 +533,8 @@ fn override_unprotected(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn unleash_variants_with_stable(p: &Policy, c: &Checked, out: &mut Vec<Diagnostic>) {
+fn unleash_variants_with_stable(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let (p, c) = (cx.policy, cx.checked);
     let stable = &c.arms[usize::from(c.stable)].name;
     for s in p.split.iter().chain(&p.splits) {
         if matches!(s.bucketing.v, Bucketing::Unleash { .. })
@@ -474,7 +556,8 @@ fn unleash_variants_with_stable(p: &Policy, c: &Checked, out: &mut Vec<Diagnosti
     }
 }
 
-fn unused_definitions(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
+fn unused_definitions(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let p = cx.policy;
     let labelled = |l: &str| {
         p.metrics
             .as_ref()
@@ -520,7 +603,8 @@ fn unused_definitions(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn random_fallback_not_sticky(p: &Policy, _c: &Checked, out: &mut Vec<Diagnostic>) {
+fn random_fallback_not_sticky(cx: &Cx, out: &mut Vec<Diagnostic>) {
+    let p = cx.policy;
     for s in p.split.iter().chain(&p.splits) {
         let Some(f) = &s.fallback else { continue };
         let FallbackDef::Random {

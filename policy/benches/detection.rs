@@ -254,7 +254,7 @@ fn fixed_threshold(g: &Guard, multiple: f64, max_slots: u64, seed: u64) -> Optio
             minute.2 + x_o,
             minute.3 + n_o,
         );
-        if slot % MINUTE != 0 {
+        if !slot.is_multiple_of(MINUTE) {
             continue;
         }
         let (xw, nw, xo, no) = std::mem::take(&mut minute);

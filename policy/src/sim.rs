@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, InMemory, ramp_at};
+use crate::guard::power::{Baseline, CheckPower, TABLE_MULTIPLES};
 use crate::guard::{Params, Phase, Role, Rollout};
 use crate::plan::{Action, ArmId, KeySource, Plan, Reduce};
 use crate::request::HeaderList;
@@ -361,6 +362,84 @@ impl Requests {
 }
 
 /// The split a scenario's requests go through: the ramped one, else the default action's.
+/// Every guard check's power at the scenario's traffic, with the canary at the ramp's first
+/// step (or the split's weight), over `runs` seeds and up to a day each: what `serin simulate`
+/// prints beside its runs.
+pub fn power_table(
+    plan: &Plan,
+    params: &Params,
+    scenario: &Scenario,
+    runs: u32,
+) -> Vec<CheckPower> {
+    let rollout = Rollout::from_plan(plan, params.clone());
+    let share = rollout.canary.map_or(0.0, |arm| {
+        canary_share(plan, Phase::Ramping { step: 0 }, arm)
+    });
+    let slots_per_day = 86_400_000 / u64::from(params.slot_ms.max(1));
+    rollout.power_table(
+        &baseline(plan, scenario, share),
+        &TABLE_MULTIPLES,
+        runs,
+        slots_per_day,
+    )
+}
+
+/// The scenario's stable arm as a power table's baseline.
+fn baseline(plan: &Plan, scenario: &Scenario, canary_share: f64) -> Baseline {
+    let stable = scenario.stable.clone();
+    let mix = scenario.segment_mix.clone();
+    let total: f64 = mix.iter().map(|s| s.share.max(0.0)).sum();
+    let rate_of = move |i: usize| {
+        stable
+            .positive_by_segment
+            .get(i)
+            .copied()
+            .unwrap_or(stable.positive_rate)
+    };
+    let (segment, outcome) = (scenario.segment, scenario.outcome);
+    let values: Vec<Vec<String>> = plan.segments.iter().map(|s| s.values.clone()).collect();
+    let overall = if total > 0.0 {
+        mix.iter()
+            .enumerate()
+            .map(|(i, s)| rate_of(i) * s.share.max(0.0) / total)
+            .sum()
+    } else {
+        rate_of(0)
+    };
+    Baseline {
+        rps: scenario.requests_per_second,
+        canary_share,
+        error_rate: scenario.stable.error_rate,
+        cell: Box::new(move |(o, seg)| match seg {
+            None => (
+                if o == outcome {
+                    overall
+                } else {
+                    rate_of(usize::MAX)
+                },
+                1.0,
+            ),
+            Some((s, v)) => {
+                let name = values
+                    .get(usize::from(s))
+                    .and_then(|vals| vals.get(usize::from(v)))
+                    .map_or("other", String::as_str);
+                let at = (s == segment && o == outcome && total > 0.0)
+                    .then(|| mix.iter().position(|m| m.value == name))
+                    .flatten();
+                match at {
+                    Some(i) => (rate_of(i), mix[i].share.max(0.0) / total),
+                    // A segment the scenario does not describe: values in equal shares.
+                    None => (
+                        rate_of(usize::MAX),
+                        1.0 / (values.get(usize::from(s)).map_or(0, Vec::len) + 1) as f64,
+                    ),
+                }
+            }
+        }),
+    }
+}
+
 fn routing_split(plan: &Plan) -> Option<u16> {
     match (&plan.ramp, plan.default) {
         (Some(ramp), _) => Some(ramp.split),
@@ -370,7 +449,7 @@ fn routing_split(plan: &Plan) -> Option<u16> {
 }
 
 /// The share of requests `arm`'s lanes promise at `phase`.
-fn canary_share(plan: &Plan, phase: Phase, arm: ArmId) -> f64 {
+pub fn canary_share(plan: &Plan, phase: Phase, arm: ArmId) -> f64 {
     let Some(split) = routing_split(plan) else {
         let pinned = matches!(plan.default, Action::Pin { arm: a } if a == arm);
         return if pinned { 1.0 } else { 0.0 };

@@ -108,6 +108,68 @@ fn a_faulty_canary_is_rolled_back_and_then_gets_nothing() {
     assert_eq!(stack.prometheus("serin_rollout_state"), Some(ROLLED_BACK));
 }
 
+const MODEST_BREACH_POLICY: &str = r#"
+[policy]
+name = "e2e-modest-breach"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e-modest"
+weights = { canary = 20 }
+fallback = "stable"
+[guard_defaults]
+window = "1m"
+min_samples = 100
+[[guards]]
+name = "error ratio"
+metric = "error_rate"
+max_ratio = 1.2
+"#;
+
+/// A breach a third above the limit: the canary fails 8% of requests, stable 5% (1.6× against
+/// a limit of 1.2×). A test tuned to a fixed breach of twice the limit drifts back toward
+/// "healthy" on such a canary; the mixture test keeps gaining evidence until it rolls back.
+#[test]
+fn a_modest_breach_of_an_error_ratio_is_rolled_back() {
+    let Some((_, stack)) = running(
+        "a_modest_breach_of_an_error_ratio_is_rolled_back",
+        MODEST_BREACH_POLICY,
+        2,
+    ) else {
+        return;
+    };
+    stack
+        .set_upstream_runtime("stable.fault.abort_percent", 5)
+        .unwrap();
+    stack
+        .set_upstream_runtime("fault.http.abort.abort_percent", 8)
+        .unwrap();
+    let load = Load::default();
+    let (rolled_back, canary) = load.during(&stack, 6, || {
+        let waited = wait_for_state(&stack, ROLLED_BACK, Duration::from_secs(120));
+        (waited, load.canary.load(Ordering::Relaxed))
+    });
+    let log = stack.front.log();
+    let transitions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rollout transition"))
+        .collect();
+    eprintln!(
+        "after {rolled_back:?}: {canary} canary requests of {} ({} errors seen by clients)\n{}",
+        load.sent.load(Ordering::Relaxed),
+        load.errors.load(Ordering::Relaxed),
+        transitions.join("\n")
+    );
+    assert!(rolled_back.is_some(), "no rollback within 120 s");
+    assert_eq!(transitions.len(), 1);
+    assert!(
+        transitions[0].contains(r#""cause":"error ratio""#),
+        "{}",
+        transitions[0]
+    );
+}
+
 const RAMP_POLICY: &str = r#"
 [policy]
 name = "e2e-ramp"

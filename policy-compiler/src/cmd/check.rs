@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use serin_compiler::{Diagnostics, compile_str};
+use serin_compiler::{Diagnostics, Options, compile_with};
 
-use super::{EXIT_ERRORS, EXIT_OK, EXIT_WARNINGS_DENIED, Format, file_name, read, report};
+use super::{
+    EXIT_ERRORS, EXIT_OK, EXIT_WARNINGS_DENIED, Format, expect_rps, file_name, read, report,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,6 +15,10 @@ pub struct Args {
     /// Fail (exit 2) when there are warnings.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Requests per second one proxy expects: checks that each guard can decide within its
+    /// window and each step can reach its samples (overrides the ramp's `expected_rps`).
+    #[arg(long, value_name = "RPS", value_parser = expect_rps)]
+    pub expect_rps: Option<f64>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -23,7 +29,10 @@ pub fn run(args: Args) -> u8 {
         Err(code) => return code,
     };
     let name = file_name(&args.policy);
-    let (diags, code) = match compile_str(&source, &name) {
+    let options = Options {
+        expect_rps: args.expect_rps,
+    };
+    let (diags, code) = match compile_with(&source, &name, &options) {
         Ok(c) => {
             let code = if args.deny_warnings && !c.warnings.is_empty() {
                 EXIT_WARNINGS_DENIED

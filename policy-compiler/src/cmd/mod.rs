@@ -47,3 +47,11 @@ pub fn report(diags: &Diagnostics) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     eprint!("{}", diags.render(color));
 }
+
+/// `--expect-rps`: a rate of requests per second above zero.
+pub fn expect_rps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a rate above 0")),
+    }
+}

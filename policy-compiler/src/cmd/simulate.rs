@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serin_compiler::{Diagnostics, compile_str};
 use serin_policy::guard::Params;
+use serin_policy::guard::power::{self, CheckPower};
 use serin_policy::sim::{self, Report, Scenario};
 
 use super::{EXIT_ERRORS, EXIT_OK, Format, file_name, read, report};
@@ -50,14 +51,24 @@ pub fn run(args: Args) -> u8 {
         }
     };
     match args.format {
-        Format::Human => print!("{}", report_.table()),
+        Format::Human => {
+            print!("{}", report_.runs.table());
+            println!(
+                "\nWhat each guard catches at this traffic, with the canary at its first share (200 runs of its test each):"
+            );
+            print!("{}", power::render(&report_.power));
+        }
         Format::Json => {
-            let mut summary = serde_json::to_value(&report_).unwrap_or_default();
+            let mut summary = serde_json::to_value(&report_.runs).unwrap_or_default();
             // Per-run rows are for --format json consumers that want them; keep them.
             if let Some(obj) = summary.as_object_mut() {
                 obj.insert(
                     "scenario".into(),
                     serde_json::to_value(&scenario).unwrap_or_default(),
+                );
+                obj.insert(
+                    "power".into(),
+                    serde_json::to_value(&report_.power).unwrap_or_default(),
                 );
             }
             println!(
@@ -69,10 +80,21 @@ pub fn run(args: Args) -> u8 {
     EXIT_OK
 }
 
-/// Compile the policy and run the scenario with the engine's default tuning (the filter's).
-pub fn simulate(policy: &str, name: &str, scenario: &Scenario) -> Result<Report, Diagnostics> {
+/// A simulation's runs and its guards' power table.
+pub struct Simulated {
+    pub runs: Report,
+    pub power: Vec<CheckPower>,
+}
+
+/// Compile the policy and run the scenario with the engine's default tuning (the filter's),
+/// and play each guard's test at the scenario's traffic.
+pub fn simulate(policy: &str, name: &str, scenario: &Scenario) -> Result<Simulated, Diagnostics> {
     let compiled = compile_str(policy, name)?;
-    Ok(sim::run(&compiled.plan, &Params::default(), scenario))
+    let params = Params::default();
+    Ok(Simulated {
+        runs: sim::run(&compiled.plan, &params, scenario),
+        power: sim::power_table(&compiled.plan, &params, scenario, 200),
+    })
 }
 
 #[cfg(test)]
@@ -99,7 +121,9 @@ mod tests {
     fn a_failing_canary_is_rolled_back_in_every_run() {
         let mut s = scenario("errors-up.toml");
         s.runs = 20;
-        let r = simulate(&fraud_policy(), "fraud-model.toml", &s).unwrap();
+        let r = simulate(&fraud_policy(), "fraud-model.toml", &s)
+            .unwrap()
+            .runs;
         assert_eq!(r.rolled_back, 20, "{}", r.table());
         assert!(r.canary_requests_to_rollback.is_some());
         assert!(r.split_relative_error.abs() < 0.05, "{}", r.table());
@@ -109,7 +133,9 @@ mod tests {
     fn identical_arms_are_not_rolled_back() {
         let mut s = scenario("a-a.toml");
         s.runs = 20;
-        let r = simulate(&fraud_policy(), "fraud-model.toml", &s).unwrap();
+        let r = simulate(&fraud_policy(), "fraud-model.toml", &s)
+            .unwrap()
+            .runs;
         assert_eq!(r.rolled_back, 0, "{}", r.table());
         assert!(r.false_rollback_rate == Some(0.0));
     }

@@ -60,6 +60,14 @@ impl Check {
         }
     }
 
+    /// The outcome cell this check counts in, if it is an outcome check.
+    pub fn cell(&self) -> Option<u8> {
+        match self.test {
+            Test::OutcomeRate { cell, .. } | Test::OutcomeRatio { cell, .. } => Some(cell),
+            _ => None,
+        }
+    }
+
     /// This check's test as [`super::power`] plays it.
     pub fn trial(&self, params: &Params) -> Trial {
         Trial {

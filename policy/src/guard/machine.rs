@@ -193,7 +193,7 @@ impl Rollout {
             .collect()
     }
 
-    pub(super) fn guard_name(&self, guard: u16) -> String {
+    pub fn guard_name(&self, guard: u16) -> String {
         self.guard_names
             .get(usize::from(guard))
             .cloned()

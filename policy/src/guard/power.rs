@@ -12,6 +12,12 @@
 //! narrower question "how many canary requests until this guard catches a breach of this
 //! size", which `serin check`, `serin explain --guards` and the detection bench ask.
 
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::check::Check;
+use super::machine::Rollout;
 use super::sprt::{Bounds, EFFECTS, Evidence, Model, Verdict};
 use crate::sim::SplitMix64;
 
@@ -79,6 +85,13 @@ impl Iterator for Slots {
     }
 }
 
+/// A sub-window's exposures (watched, other), and the increments of one event of each kind.
+type Exposure = (u64, u64);
+type Units = ([f64; EFFECTS], [f64; EFFECTS]);
+
+/// An outcome cell's key: `(outcome, Some((segment, value index)))`, or `(outcome, None)`.
+pub type CellKey = (u8, Option<(u8, u16)>);
+
 /// Play one test until it calls a breach or has seen `max_slots` sub-windows; the number of
 /// sub-windows consumed at the breach.
 pub fn slots_to_breach(
@@ -93,7 +106,7 @@ pub fn slots_to_breach(
     let mut samples = 0u64;
     // Per exposure: the increments of one watched event and of one other event (a ratio
     // test), or of one event and one non-event (a rate test).
-    let mut cache: Vec<((u64, u64), [f64; EFFECTS], [f64; EFFECTS])> = Vec::new();
+    let mut cache: Vec<(Exposure, Units)> = Vec::new();
     for (slot, (x_w, n_w, x_o, n_o)) in Slots::new(traffic, rates, seed)
         .take(usize::try_from(max_slots).unwrap_or(usize::MAX))
         .enumerate()
@@ -102,8 +115,8 @@ pub fn slots_to_breach(
             Model::Rate { .. } => (0, 0),
             Model::Ratio { .. } => (n_w, n_o),
         };
-        let (a, b) = match cache.iter().find(|(k, ..)| *k == key) {
-            Some((_, a, b)) => (*a, *b),
+        let (a, b) = match cache.iter().find(|(k, _)| *k == key) {
+            Some((_, units)) => *units,
             None => {
                 let units = match trial.model {
                     Model::Rate { .. } => ((1, 1, 0, 0), (0, 1, 0, 0)),
@@ -111,7 +124,7 @@ pub fn slots_to_breach(
                 };
                 let a = trial.model.increments(trial.design, units.0);
                 let b = trial.model.increments(trial.design, units.1);
-                cache.push((key, a, b));
+                cache.push((key, (a, b)));
                 (a, b)
             }
         };
@@ -181,6 +194,201 @@ impl Power {
     }
 }
 
+/// What a rollout's traffic is expected to look like, for a power table.
+pub struct Baseline {
+    /// Requests per second at one proxy (each proxy's guards judge its own traffic).
+    pub rps: f64,
+    /// The canary's share of requests, 0 to 1.
+    pub canary_share: f64,
+    /// Stable's error rate: an error-ratio guard's baseline.
+    pub error_rate: f64,
+    /// For an outcome cell (`(outcome, Some((segment, value index)))`, or `(outcome, None)`
+    /// overall): stable's positive rate there, and the share of requests that fall in it.
+    pub cell: Box<dyn Fn(CellKey) -> (f64, f64)>,
+}
+
+/// A baseline for a plan before any traffic is known: stable fails 1% of requests, each
+/// outcome is positive for 5% of requests, and a segment's declared values and "other" take
+/// equal shares. `serin simulate` replaces these with a scenario's numbers.
+pub fn assumed_baseline(plan: &crate::Plan, rps: f64, canary_share: f64) -> Baseline {
+    let values: Vec<usize> = plan.segments.iter().map(|s| s.values.len()).collect();
+    Baseline {
+        rps,
+        canary_share,
+        error_rate: ASSUMED_ERROR_RATE,
+        cell: Box::new(move |(_, segment)| {
+            let share = segment.map_or(1.0, |(s, _)| {
+                1.0 / (values.get(usize::from(s)).copied().unwrap_or(0) + 1) as f64
+            });
+            (ASSUMED_POSITIVE_RATE, share)
+        }),
+    }
+}
+
+/// [`assumed_baseline`]'s stable error rate.
+pub const ASSUMED_ERROR_RATE: f64 = 0.01;
+/// [`assumed_baseline`]'s positive rate of every outcome.
+pub const ASSUMED_POSITIVE_RATE: f64 = 0.05;
+
+/// How soon one check catches breaches of several sizes, and how often it rolls back a canary
+/// exactly at its limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckPower {
+    pub guard: String,
+    pub check: String,
+    /// Per breach size (a multiple of the limit): the median canary requests (all of the
+    /// canary's, not only those the check counts) and seconds to a rollback; `None` when fewer
+    /// than half the runs catch it within the horizon.
+    pub catches: Vec<Catch>,
+    /// The share of runs with the canary exactly at the limit that breach within an hour.
+    pub false_rollback_at_limit: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Catch {
+    pub multiple: f64,
+    pub median_canary_requests: Option<f64>,
+    pub median_seconds: Option<f64>,
+}
+
+/// The breach sizes a power table shows, as multiples of the limit.
+pub const TABLE_MULTIPLES: [f64; 3] = [1.25, 1.5, 2.0];
+
+impl Rollout {
+    /// The traffic `check` sees per sub-window under `baseline`.
+    pub fn traffic(&self, check: &Check, baseline: &Baseline) -> Traffic {
+        let slot = f64::from(self.params.slot_ms) / 1000.0;
+        let canary = baseline.rps * baseline.canary_share.clamp(0.0, 1.0) * slot;
+        let stable = baseline.rps * (1.0 - baseline.canary_share.clamp(0.0, 1.0)) * slot;
+        let (rate, share) = match check.cell() {
+            Some(cell) => self
+                .layout
+                .cells
+                .get(usize::from(cell))
+                .map_or((0.0, 0.0), |key| (baseline.cell)(*key)),
+            None => (baseline.error_rate, 1.0),
+        };
+        let (watched, other) = match check.model() {
+            (_, true) => (stable * share, canary * share),
+            (_, false) => (canary * share, stable * share),
+        };
+        Traffic {
+            watched,
+            other,
+            base_rate: rate,
+        }
+    }
+
+    /// Every check's power under `baseline`: `runs` seeds per breach size, each run up to
+    /// `horizon_slots` sub-windows.
+    pub fn power_table(
+        &self,
+        baseline: &Baseline,
+        multiples: &[f64],
+        runs: u32,
+        horizon_slots: u64,
+    ) -> Vec<CheckPower> {
+        let slot = f64::from(self.params.slot_ms) / 1000.0;
+        let canary_per_slot = baseline.rps * baseline.canary_share.clamp(0.0, 1.0) * slot;
+        self.checks
+            .iter()
+            .map(|c| {
+                let (trial, traffic) = (c.trial(&self.params), self.traffic(c, baseline));
+                let catches = multiples
+                    .iter()
+                    .map(|&m| {
+                        let p = Power::measure(&trial, traffic, m, horizon_slots, runs, 1);
+                        let median = p.quantile(0.5).map(|s| s as f64);
+                        Catch {
+                            multiple: m,
+                            median_canary_requests: median.map(|s| s * canary_per_slot),
+                            median_seconds: median.map(|s| s * slot),
+                        }
+                    })
+                    .collect();
+                let hour = (3600.0 / slot).ceil() as u64;
+                let at_limit = Power::measure(&trial, traffic, 1.0, hour, runs, 1);
+                CheckPower {
+                    guard: self.guard_name(c.guard),
+                    check: c.label.clone(),
+                    catches,
+                    false_rollback_at_limit: at_limit.rate(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A power table for people: one row per check, the median canary requests and time to
+/// catch each breach size, and the false-rollback rate at the limit.
+pub fn render(rows: &[CheckPower]) -> String {
+    let mut out = String::new();
+    let multiples: Vec<f64> = rows
+        .first()
+        .map(|r| r.catches.iter().map(|c| c.multiple).collect())
+        .unwrap_or_default();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.guard, r.check))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let _ = write!(out, "{:<width$}", "guard: check");
+    for m in &multiples {
+        let _ = write!(out, " {:>20}", format!("{m}x the limit"));
+    }
+    let _ = writeln!(out, " {:>14}", "at the limit");
+    for (r, name) in rows.iter().zip(&names) {
+        let _ = write!(out, "{name:<width$}");
+        for c in &r.catches {
+            let cell = match (c.median_canary_requests, c.median_seconds) {
+                (Some(n), Some(s)) => format!("{} req, {}", round(n), duration(s)),
+                _ => "not within a day".to_owned(),
+            };
+            let _ = write!(out, " {cell:>20}");
+        }
+        let _ = writeln!(
+            out,
+            " {:>14}",
+            format!("{:.1}% false", 100.0 * r.false_rollback_at_limit)
+        );
+    }
+    out
+}
+
+/// A request count to two significant digits, as people read it.
+fn round(n: f64) -> String {
+    if n < 100.0 {
+        return format!("{n:.0}");
+    }
+    let scale = 10f64.powi(n.log10().floor() as i32 - 1);
+    let r = ((n / scale).round() * scale) as u64;
+    let digits = r.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Seconds as `45s`, `12m`, `3.5h`.
+pub fn duration(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0}s")
+    } else if s < 5400.0 {
+        format!("{:.0}m", s / 60.0)
+    } else {
+        format!("{:.1}h", s / 3600.0)
+    }
+}
+
 /// `x` rounded down or up at random, with the chance of up its fractional part.
 fn round_at_random(rng: &mut SplitMix64, x: f64) -> u64 {
     let x = x.max(0.0);
@@ -219,6 +427,16 @@ pub fn binomial(rng: &mut SplitMix64, n: u64, p: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_durations_read_like_people_write_them() {
+        assert_eq!(round(47.0), "47");
+        assert_eq!(round(14_230.0), "14,000");
+        assert_eq!(round(1_234_567.0), "1,200,000");
+        assert_eq!(duration(45.0), "45s");
+        assert_eq!(duration(720.0), "12m");
+        assert_eq!(duration(12_600.0), "3.5h");
+    }
 
     #[test]
     fn binomial_draws_have_the_right_mean_and_variance() {

@@ -153,7 +153,14 @@ impl RolloutState {
     /// Decode [`RolloutState::to_bytes`]; `None` for anything else, never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Option<RolloutState> {
         let mut r = Reader(bytes);
-        if r.take(4)? != STATE_MAGIC || r.u16()? != STATE_VERSION {
+        if r.take(4)? != STATE_MAGIC {
+            return None;
+        }
+        // Version 1 held one statistic per check, of the fixed-alternative test. Its phase,
+        // counts and reference still hold (a rollback survives the upgrade); its statistic
+        // means nothing to the mixture, which starts afresh.
+        let version = r.u16()?;
+        if version != STATE_VERSION && version != 1 {
             return None;
         }
         let len = usize::from(r.u16()?);
@@ -184,9 +191,13 @@ impl RolloutState {
         let mut checks = Vec::with_capacity(n);
         for _ in 0..n {
             let mut evidence = Evidence::default();
-            for s in evidence.0.iter_mut() {
-                let x = r.f64()?;
-                *s = if x.is_finite() { x } else { 0.0 };
+            if version == 1 {
+                r.f64()?;
+            } else {
+                for s in evidence.0.iter_mut() {
+                    let x = r.f64()?;
+                    *s = if x.is_finite() { x } else { 0.0 };
+                }
             }
             let c = CheckState {
                 evidence,
@@ -217,5 +228,54 @@ impl RolloutState {
             checks,
             reference,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `state` as version 1 wrote it: one statistic per check.
+    fn version_1(state: &RolloutState) -> Vec<u8> {
+        let v2 = state.to_bytes();
+        let header = 4 + 2 + 2 + state.digest.len() + 1 + 2 + 2 + 1 + 4 * 8 + 2 + 2;
+        let mut out = v2[..header].to_vec();
+        out[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let chunk = 8 * EFFECTS + 40;
+        for c in v2[header..header + chunk * state.checks.len()].chunks(chunk) {
+            out.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+            out.extend_from_slice(&c[8 * EFFECTS..]);
+        }
+        out.extend_from_slice(&v2[header + chunk * state.checks.len()..]);
+        out
+    }
+
+    #[test]
+    fn a_rollback_written_by_version_1_survives_the_upgrade_with_fresh_evidence() {
+        let mut check = CheckState {
+            canary_events: 7,
+            canary_samples: 900,
+            ..CheckState::default()
+        };
+        check.evidence.0[3] = 4.0;
+        let state = RolloutState {
+            digest: "sha256:01".into(),
+            phase: Phase::RolledBack { guard: 1 },
+            started: true,
+            step_started_ms: 5,
+            step_canary: 6,
+            next_slot: 7,
+            last_tick_ms: 8,
+            approved: 0,
+            checks: vec![check.clone(), CheckState::default()],
+            reference: Histogram::default(),
+        };
+        let decoded = RolloutState::from_bytes(&version_1(&state)).expect("version 1 decodes");
+        assert_eq!(decoded.phase, Phase::RolledBack { guard: 1 });
+        assert_eq!(decoded.checks[0].canary_samples, 900);
+        assert_eq!(decoded.checks[0].evidence, Evidence::default());
+        let mut bad = version_1(&state);
+        bad[4..6].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(RolloutState::from_bytes(&bad), None, "an unknown version");
     }
 }

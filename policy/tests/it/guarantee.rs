@@ -1,0 +1,51 @@
+//! The guards' guarantee, as a property: whatever the traffic, the limit and the model, a
+//! canary at or under its limit is rolled back in at most α of runs, within the confidence
+//! bound of the runs played. (The detection bench measures the same at fixed, realistic
+//! settings; this explores the settings.)
+
+use proptest::prelude::*;
+use serin_policy::guard::Params;
+use serin_policy::guard::power::{Power, Traffic, Trial};
+use serin_policy::guard::sprt::Model;
+
+/// Runs per case, and sub-windows per run (one hour of one-second sub-windows).
+const RUNS: u32 = 600;
+const HOUR: u64 = 3_600;
+
+fn model() -> impl Strategy<Value = Model> {
+    prop_oneof![
+        (0.002f64..0.3, any::<bool>()).prop_map(|(limit, falling)| {
+            // A lower bound on a positive rate sits high, an upper bound on an error rate low.
+            Model::rate(if falling { 1.0 - limit } else { limit }, falling)
+        }),
+        (1.05f64..3.0).prop_map(|rho0| Model::Ratio { rho0 }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_canary_at_or_under_its_limit_is_rolled_back_in_at_most_alpha_of_runs(
+        model in model(),
+        design in prop_oneof![Just(2.0), Just(2.5)],
+        min_samples in 0u64..1_000,
+        watched in 0.5f64..40.0,
+        other_per_watched in 1.0f64..40.0,
+        base_rate in 0.002f64..0.3,
+        multiple in prop_oneof![Just(1.0), 0.5f64..1.0],
+    ) {
+        let params = Params::default();
+        let trial = Trial { model, design, min_samples, bounds: params.bounds() };
+        let traffic = Traffic { watched, other: watched * other_per_watched, base_rate };
+        let p = Power::measure(&trial, traffic, multiple, HOUR, RUNS, 1);
+        let a = params.alpha;
+        let bound = a + 3.0 * (a * (1.0 - a) / f64::from(RUNS)).sqrt();
+        prop_assert!(
+            p.rate() <= bound,
+            "{:.2}% of runs rolled back, above {:.2}%",
+            100.0 * p.rate(),
+            100.0 * bound
+        );
+    }
+}
