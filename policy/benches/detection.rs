@@ -14,10 +14,20 @@
 //!
 //! Every test waits for the guard's `min_samples`. Breach cells run each seed up to five times the
 //! oracle's mean sample count; cells at or under the limit run one hour.
+//!
+//! Then the same guards, with the fraud model example's others, through the whole engine
+//! (`serin_policy::sim`: routing, windows, workers' merge, the state machine) at 100 requests/s
+//! and a 5% canary: false rollbacks of the whole policy over an hour with identical arms, and
+//! the example's modest breach.
 
+#[path = "../tests/it/fixture.rs"]
+mod fixture;
+
+use serde_json::json;
 use serin_policy::guard::Params;
 use serin_policy::guard::power::{Power, Slots, Traffic, Trial};
 use serin_policy::guard::sprt::{Model, bernoulli_llr, split_llr};
+use serin_policy::sim::{self, RunEnd};
 
 /// A guard as users write them, and the traffic it sees per one-second sub-window.
 struct Guard {
@@ -199,6 +209,61 @@ fn main() {
         "The example, errors 1% -> 2% against max_ratio 1.5, rolled back within 20,000 canary requests: mixture {:.1}%, oracle {:.1}%",
         100.0 * example.rate(),
         100.0 * oracle.rate()
+    );
+    through_the_engine(runs);
+}
+
+/// The fraud model example's guards through the engine: one hour of identical arms, and the
+/// example's doubling of errors.
+fn through_the_engine(runs: u32) {
+    let plan = fixture::plan_with(
+        json!([
+            { "name": "error rate", "arms": [1],
+              "metric": { "kind": "error_rate", "max_ppm": 20_000, "max_ratio_ppm": 1_500_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
+            { "name": "p99 latency", "arms": [1],
+              "metric": { "kind": "latency", "quantile_ppm": 990_000, "max_ratio_ppm": 1_200_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
+            { "name": "elderly customers flagged", "arms": [1],
+              "metric": { "kind": "outcome_rate", "outcome": 0, "segment": 0, "segment_values": ["65+"],
+                          "max_ratio_ppm": 1_200_000 },
+              "window_seconds": 600, "min_samples": 200, "on_breach": "rollback" },
+            { "name": "flag rate overall", "arms": [1],
+              "metric": { "kind": "outcome_rate", "outcome": 0, "max_ratio_ppm": 1_500_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "hold" }
+        ]),
+        // One step at 5% that outlasts the runs: the guards alone decide.
+        json!([{ "weight": 500, "min_duration_seconds": 86_400, "gates": ["healthy"],
+                 "lanes": fixture::lanes(500) }]),
+    );
+    let params = Params::default();
+    let mut aa = fixture::aa(runs, 1);
+    aa.requests_per_second = 100.0;
+    aa.max_seconds = 3_600;
+    let report = sim::run(&plan, &params, &aa);
+    println!(
+        "\nThrough the engine, {runs} runs: identical arms for an hour, rolled back (any guard): {:.1}%, held: {:.1}%",
+        100.0 * report.rollback_rate,
+        100.0 * f64::from(report.held) / f64::from(runs.max(1))
+    );
+    let mut errors = fixture::errors_doubled(runs, 1);
+    errors.requests_per_second = 100.0;
+    errors.max_seconds = 6_000;
+    let report = sim::run(&plan, &params, &errors);
+    let within = report
+        .results
+        .iter()
+        .filter(|r| {
+            matches!(&r.end, RunEnd::RolledBack { guard } if guard == "error rate")
+                && r.canary_requests <= 20_000
+        })
+        .count();
+    println!(
+        "Through the engine: errors 1% -> 2%, rolled back by `error rate` within 20,000 canary requests: {:.1}%; median canary requests to rollback {}",
+        100.0 * within as f64 / f64::from(runs.max(1)),
+        report
+            .canary_requests_to_rollback
+            .map_or("-".into(), |s| format!("{:.0}", s.median))
     );
 }
 
