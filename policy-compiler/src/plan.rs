@@ -24,6 +24,7 @@ pub fn build(c: Checked) -> Plan {
         guards: c.rollout.guards,
         ramp: c.rollout.ramp,
         metrics: c.rollout.metrics,
+        fleet: None,
     };
     plan.digest = digest(&plan);
     plan

@@ -11,6 +11,7 @@ pub mod catalogue;
 mod cidr;
 mod decide;
 mod engine;
+pub mod fleet;
 pub mod guard;
 mod lane;
 mod outcome;

@@ -62,6 +62,9 @@ pub struct Plan {
     pub ramp: Option<crate::rollout::Ramp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<crate::rollout::Metrics>,
+    /// Fleet mode: judge on every proxy's evidence through Prometheus ([`crate::fleet`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -200,6 +200,7 @@ impl Rollout {
             checks,
             layout,
             params,
+            ramps: true,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Rollout {
     pub checks: Vec<Check>,
     pub layout: Layout,
     pub params: Params,
+    /// Whether this state machine advances the ramp. In fleet mode the proxy's own machine
+    /// only rolls back or holds; the fleet's advances.
+    pub ramps: bool,
 }
 
 impl Rollout {
@@ -115,7 +118,33 @@ impl Rollout {
             }
         }
         state.next_slot = state.next_slot.max(ready);
+        self.decide(state, now_ms, window)
+    }
 
+    /// Feed one batch of counts that no window holds (a fleet's, from Prometheus) to every
+    /// test, then decide as [`Rollout::tick`] does. `window` is only shown in the evidence.
+    pub fn judge(
+        &self,
+        state: &mut RolloutState,
+        now_ms: u64,
+        stable: &Counters,
+        canary: &Counters,
+        window: &Window,
+    ) -> Option<Transition> {
+        if state.phase.is_terminal() {
+            return None;
+        }
+        if !state.started {
+            state.started = true;
+            state.step_started_ms = now_ms;
+        }
+        state.last_tick_ms = state.last_tick_ms.max(now_ms);
+        self.consume(state, stable, canary);
+        self.decide(state, now_ms, window)
+    }
+
+    /// The verdicts on the evidence so far, and the transition they call for.
+    fn decide(&self, state: &mut RolloutState, now_ms: u64, window: &Window) -> Option<Transition> {
         let bounds = self.params.bounds();
         let verdicts = self.verdicts(state, &bounds);
         let breach = |action: Breach| {
@@ -207,7 +236,7 @@ impl Rollout {
         now_ms: u64,
         verdicts: &[Verdict],
     ) -> bool {
-        let Some(s) = self.steps.get(usize::from(step)) else {
+        let Some(s) = self.steps.get(usize::from(step)).filter(|_| self.ramps) else {
             return false;
         };
         let waited = now_ms.saturating_sub(state.step_started_ms)

@@ -273,6 +273,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                     guards: vec![],
                     ramp: None,
                     metrics: None,
+                    fleet: None,
                 }
             })
     })

@@ -1,0 +1,310 @@
+//! Fleet mode: every proxy judges the canary on the whole fleet's evidence, read from Prometheus
+//! (or anything that answers its HTTP API), with no controller of its own.
+//!
+//! Each proxy exports its own counts ([`crate::catalogue`]); Prometheus scrapes and sums them.
+//! Once per `interval` one worker per proxy asks for the fleet's totals for this policy's digest
+//! ([`query`]), and the answer ([`parse`]) feeds a second copy of the guards' tests with the
+//! fleet's counts since the previous answer. What it decides is shared by every proxy:
+//!
+//! - **Rollback is a latch.** The answer says whether any proxy reported a rollback of this
+//!   digest within `memory_seconds` (a range read, so it survives every proxy restarting at once
+//!   as long as Prometheus keeps the samples, and ignores the 5-minute staleness of instant
+//!   reads); a proxy that sees it rolls back too.
+//! - **The ramp advances on fleet evidence only**, and a proxy that sees a live proxy at a later
+//!   step moves to it: the proxies agree on the step within one query interval plus one scrape.
+//! - **A proxy that starts is joining**: it routes everything to stable until its first answer,
+//!   then adopts the fleet's step (or its rollback).
+//!
+//! The proxy's own guards stay on as the fast first line: they roll back (or hold) on local
+//! evidence as before, but no longer advance the ramp.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{
+    CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, RESETS, RESPONSES,
+};
+use crate::guard::{Counters, Layout, Outcomes};
+use crate::plan::Plan;
+
+/// The `[fleet]` section of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// The proxy's cluster that reaches Prometheus's HTTP API.
+    pub cluster: String,
+    /// The `:authority` of the query (Prometheus's host, or a tenant's gateway).
+    pub authority: String,
+    /// The instant-query path, `/api/v1/query` for Prometheus.
+    pub path: String,
+    /// How often each proxy asks.
+    pub interval_ms: u32,
+    /// How long an answer may take.
+    pub timeout_ms: u32,
+    /// How far back a rollback reported by any proxy is remembered.
+    pub memory_seconds: u32,
+}
+
+/// Answers above this size are refused unread: a fleet answer is a few dozen series.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The label that names a policy version on every series ([`digest_label`]).
+pub const DIGEST_LABEL: &str = "digest";
+
+/// A digest as a label value: its first 16 hex digits (enough to tell versions apart, and short
+/// enough for a stat name).
+pub fn digest_label(digest: &str) -> String {
+    let hex = digest.rsplit(':').next().unwrap_or(digest);
+    hex.chars().take(16).collect()
+}
+
+/// The label that marks the answer's two computed series: the fleet's rollback memory and the
+/// largest canary weight a live proxy routes by. (A label, not a name: PromQL's `or` matches
+/// elements by their labels without the name, so two nameless results would hide each other.)
+const COMPUTED: &str = "serin_fleet";
+const ROLLED_BACK: &str = "rolled_back";
+const WEIGHT: &str = "weight_bp";
+
+/// The one PromQL expression a proxy sends each interval: the fleet's cumulative counts per
+/// arm, class, outcome and segment value, whether any proxy rolled back within the memory, and
+/// the largest weight a live proxy routes by.
+pub fn query(plan: &Plan, fleet: &Fleet) -> String {
+    let d = digest_label(&plan.digest);
+    let counted = [RESPONSES, RESETS, OUTCOMES, OUTCOMES_POSITIVE]
+        .map(|f| f.name)
+        .join("|");
+    format!(
+        "sum by (__name__, arm, class, outcome, segment_value) \
+         ({{__name__=~\"{counted}\",{DIGEST_LABEL}=\"{d}\"}}) \
+         or label_replace(max(max_over_time(serin_rollout_state{{{DIGEST_LABEL}=\"{d}\"}}[{m}s]) == bool 4), \
+         \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
+         or label_replace(max(serin_canary_weight_bp{{{DIGEST_LABEL}=\"{d}\"}}), \
+         \"{COMPUTED}\", \"{WEIGHT}\", \"\", \"\")",
+        m = fleet.memory_seconds.max(1)
+    )
+}
+
+/// The HTTP request a backend dispatches for [`query`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub cluster: String,
+    pub authority: String,
+    /// The path with the URL-encoded query.
+    pub path: String,
+    pub timeout_ms: u32,
+}
+
+pub fn call(plan: &Plan, fleet: &Fleet) -> Call {
+    Call {
+        cluster: fleet.cluster.clone(),
+        authority: fleet.authority.clone(),
+        path: format!("{}?query={}", fleet.path, url_encode(&query(plan, fleet))),
+        timeout_ms: fleet.timeout_ms,
+    }
+}
+
+/// Percent-encoding of everything but unreserved characters (RFC 3986), for a query value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The fleet's cumulative counts for one arm, as Prometheus summed them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmTotals {
+    /// Indexed by [`crate::guard::Class`].
+    pub responses: [f64; 4],
+    pub resets: f64,
+    /// `(outcome, segment value)` to `(total, positive)`.
+    pub outcomes: BTreeMap<(String, String), (f64, f64)>,
+}
+
+/// What one answer says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// By arm name.
+    pub arms: BTreeMap<String, ArmTotals>,
+    /// Whether any proxy reported a rollback of this digest within the memory.
+    pub rolled_back: bool,
+    /// The largest canary weight (basis points) a live proxy routes by, if any proxy is live.
+    pub weight: Option<u32>,
+}
+
+/// Why an answer was refused. The backend logs it and counts it; the proxy keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The call failed (no cluster, a reset, a timeout) or Prometheus answered another status.
+    Status(String),
+    TooLarge(usize),
+    Malformed(String),
+    /// The query ran but Prometheus reports an error.
+    Error(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Status(s) => write!(f, "fleet query failed: {s}"),
+            Refused::TooLarge(n) => write!(
+                f,
+                "fleet answer of {n} bytes refused (limit {MAX_ANSWER_BYTES})"
+            ),
+            Refused::Malformed(e) => write!(f, "fleet answer is not a Prometheus vector: {e}"),
+            Refused::Error(e) => write!(f, "Prometheus answered an error: {e}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    result_type: String,
+    result: Vec<Sample>,
+}
+
+#[derive(Deserialize)]
+struct Sample {
+    metric: BTreeMap<String, String>,
+    /// `[unix seconds, "value"]`.
+    value: (f64, String),
+}
+
+/// Read an instant-query answer to [`query`]. Anything but a vector of finite, non-negative
+/// values, or a series about another digest, is refused whole: the proxy then keeps what it had.
+pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
+    if body.len() > MAX_ANSWER_BYTES {
+        return Err(Refused::TooLarge(body.len()));
+    }
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| Refused::Malformed(e.to_string()))?;
+    if answer.status != "success" {
+        return Err(Refused::Error(answer.error.unwrap_or(answer.status)));
+    }
+    let data = answer
+        .data
+        .ok_or_else(|| Refused::Malformed("no data".into()))?;
+    if data.result_type != "vector" {
+        return Err(Refused::Malformed(format!("a {}", data.result_type)));
+    }
+    let ours = digest_label(digest);
+    let mut snap = Snapshot::default();
+    for s in data.result {
+        let value: f64 = s
+            .value
+            .1
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| Refused::Malformed(format!("value `{}`", s.value.1)))?;
+        if let Some(d) = s.metric.get(DIGEST_LABEL)
+            && *d != ours
+        {
+            return Err(Refused::Malformed(format!("a series of digest {d}")));
+        }
+        let label = |k: &str| s.metric.get(k).cloned().unwrap_or_default();
+        match s.metric.get(COMPUTED).map(String::as_str) {
+            Some(ROLLED_BACK) => {
+                snap.rolled_back = value >= 1.0;
+                continue;
+            }
+            Some(WEIGHT) => {
+                snap.weight = Some(value.min(f64::from(u32::MAX)) as u32);
+                continue;
+            }
+            _ => {}
+        }
+        let name = label("__name__");
+        let arm = snap.arms.entry(label("arm")).or_default();
+        if name == RESPONSES.name {
+            if let Some(i) = CLASSES.iter().position(|(_, c)| *c == label("class")) {
+                arm.responses[i] += value;
+            }
+        } else if name == RESETS.name {
+            arm.resets += value;
+        } else if name == OUTCOMES.name || name == OUTCOMES_POSITIVE.name {
+            let cell = arm
+                .outcomes
+                .entry((label("outcome"), label("segment_value")))
+                .or_default();
+            if name == OUTCOMES.name {
+                cell.0 += value;
+            } else {
+                cell.1 += value;
+            }
+        }
+    }
+    Ok(snap)
+}
+
+/// An arm's counts between two answers, in the window's form, for the guards' tests. `None`
+/// when a total fell (a proxy restarted and its counters began again): that interval's
+/// evidence is skipped rather than guessed.
+pub fn between(
+    plan: &Plan,
+    layout: &Layout,
+    before: &ArmTotals,
+    after: &ArmTotals,
+) -> Option<Counters> {
+    let diff = |a: f64, b: f64| {
+        let d = (b - a).round();
+        (d >= 0.0).then(|| d.min(f64::from(u32::MAX)) as u32)
+    };
+    let mut c = Counters::default();
+    for i in 0..4 {
+        c.responses[i] = diff(before.responses[i], after.responses[i])?;
+    }
+    c.resets = diff(before.resets, after.resets)?;
+    c.requests = c.responses.iter().sum::<u32>().saturating_add(c.resets);
+    for (cell, &(outcome, key)) in c.outcomes.iter_mut().zip(&layout.cells) {
+        let Some(outcome) = plan.outcomes.get(usize::from(outcome)) else {
+            continue;
+        };
+        // Only the plan's first segment is exported; a cell on another segment has no fleet
+        // counts and stays empty (its local test still runs).
+        let values: Option<Vec<String>> = match key {
+            None => None,
+            Some((0, v)) => Some(vec![
+                plan.segments
+                    .first()
+                    .and_then(|s| s.values.get(usize::from(v)))
+                    .cloned()
+                    .unwrap_or_else(|| OTHER_SEGMENT_VALUE.to_owned()),
+            ]),
+            Some(_) => continue,
+        };
+        let sum = |t: &ArmTotals| {
+            t.outcomes
+                .iter()
+                .filter(|((o, v), _)| {
+                    *o == outcome.name && values.as_ref().is_none_or(|vs| vs.contains(v))
+                })
+                .fold((0.0, 0.0), |acc, (_, (t, p))| (acc.0 + t, acc.1 + p))
+        };
+        let (b, a) = (sum(before), sum(after));
+        *cell = Outcomes {
+            total: diff(b.0, a.0)?,
+            positive: diff(b.1, a.1)?,
+        };
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn answer(series: &str) -> Vec<u8> {
+    format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{series}]}}}}"#)
+        .into_bytes()
+}
+
+fn sample(labels: &str, value: &str) -> String {
+    format!(r#"{{"metric":{{{labels}}},"value":[1765000000.5,"{value}"]}}"#)
+}
+
+#[test]
+fn a_prometheus_vector_becomes_the_fleet_totals() {
+    let body = answer(&[
+        sample(r#""__name__":"serin_responses_total","arm":"canary","class":"5xx","digest":"0123456789abcdef""#, "12"),
+        sample(r#""__name__":"serin_responses_total","arm":"canary","class":"2xx""#, "988"),
+        sample(r#""__name__":"serin_resets_total","arm":"stable""#, "3"),
+        sample(r#""__name__":"serin_outcomes_positive_total","arm":"canary","outcome":"flagged","segment_value":"65+""#, "7"),
+        sample(r#""serin_fleet":"rolled_back""#, "1"),
+        sample(r#""serin_fleet":"weight_bp""#, "2500"),
+    ]
+    .join(","));
+    let s = parse(&body, DIGEST).unwrap();
+    assert_eq!(s.arms["canary"].responses, [988.0, 0.0, 12.0, 0.0]);
+    assert_eq!(s.arms["stable"].resets, 3.0);
+    assert_eq!(
+        s.arms["canary"].outcomes[&("flagged".to_owned(), "65+".to_owned())],
+        (0.0, 7.0)
+    );
+    assert!(s.rolled_back);
+    assert_eq!(s.weight, Some(2500));
+    // No live proxy and no rollback remembered: nothing for either.
+    let empty = parse(&answer(""), DIGEST).unwrap();
+    assert!(!empty.rolled_back && empty.weight.is_none() && empty.arms.is_empty());
+}
+
+#[test]
+fn bad_answers_are_refused_whole() {
+    let refused = |body: &[u8]| parse(body, DIGEST).unwrap_err();
+    assert!(matches!(
+        refused(b"<html>502 Bad Gateway</html>"),
+        Refused::Malformed(_)
+    ));
+    assert!(matches!(refused(b""), Refused::Malformed(_)));
+    assert!(matches!(
+        refused(br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#),
+        Refused::Error(e) if e.contains("parse error")
+    ));
+    assert!(matches!(
+        refused(br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#),
+        Refused::Malformed(_)
+    ));
+    for v in ["NaN", "-1", "+Inf", "twelve"] {
+        let body = answer(&sample(
+            r#""__name__":"serin_resets_total","arm":"canary""#,
+            v,
+        ));
+        assert!(matches!(refused(&body), Refused::Malformed(_)), "{v}");
+    }
+    let other = answer(&sample(
+        r#""__name__":"serin_resets_total","digest":"ffffffffffffffff""#,
+        "1",
+    ));
+    assert!(matches!(refused(&other), Refused::Malformed(e) if e.contains("ffffffffffffffff")));
+    let huge = vec![b' '; MAX_ANSWER_BYTES + 1];
+    assert_eq!(refused(&huge), Refused::TooLarge(MAX_ANSWER_BYTES + 1));
+}
+
+#[test]
+fn the_query_names_the_digest_and_the_memory_and_is_url_encoded() {
+    let plan: Plan = serde_json::from_value(serde_json::json!({
+        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
+        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
+        "stable": 0, "default": {"pin": {"arm": 0}},
+    }))
+    .unwrap();
+    let fleet = Fleet {
+        cluster: "prometheus".into(),
+        authority: "prometheus:9090".into(),
+        path: "/api/v1/query".into(),
+        interval_ms: 5_000,
+        timeout_ms: 2_000,
+        memory_seconds: 86_400,
+    };
+    let q = query(&plan, &fleet);
+    assert!(q.contains(r#"digest="0123456789abcdef""#), "{q}");
+    assert!(q.contains("[86400s]"), "{q}");
+    let c = call(&plan, &fleet);
+    assert!(
+        c.path
+            .starts_with("/api/v1/query?query=sum%20by%20%28__name__"),
+        "{}",
+        c.path
+    );
+    assert!(!c.path[c.path.find('=').unwrap() + 1..].contains(['"', ' ', '{', '|']));
+}
+
+#[test]
+fn counts_between_two_answers_and_a_restart_skips_one_interval() {
+    let plan: Plan = serde_json::from_value(serde_json::json!({
+        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
+        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
+        "stable": 0, "default": {"pin": {"arm": 0}},
+        "segments": [{"name": "age_band", "header": "x-age", "values": ["18-64", "65+"]}],
+        "outcomes": [{"name": "flagged", "source": {"from": "header", "name": "x-flag"},
+                      "positive": {"op": "equals", "any_of": ["1"]}}],
+    }))
+    .unwrap();
+    let layout = Layout {
+        cells: vec![(0, Some((0, 1))), (0, None)],
+    };
+    let mut before = ArmTotals {
+        responses: [100.0, 0.0, 2.0, 0.0],
+        ..ArmTotals::default()
+    };
+    before
+        .outcomes
+        .insert(("flagged".into(), "65+".into()), (20.0, 2.0));
+    before
+        .outcomes
+        .insert(("flagged".into(), "18-64".into()), (80.0, 4.0));
+    let mut after = before.clone();
+    after.responses = [190.0, 1.0, 9.0, 0.0];
+    after.resets = 1.0;
+    after
+        .outcomes
+        .insert(("flagged".into(), "65+".into()), (40.0, 8.0));
+    after
+        .outcomes
+        .insert(("flagged".into(), "18-64".into()), (160.0, 9.0));
+    let c = between(&plan, &layout, &before, &after).unwrap();
+    assert_eq!(c.responses, [90, 1, 7, 0]);
+    assert_eq!((c.completed(), c.errors()), (99, 8));
+    assert_eq!(
+        c.outcomes[0],
+        Outcomes {
+            total: 20,
+            positive: 6
+        }
+    );
+    assert_eq!(
+        c.outcomes[1],
+        Outcomes {
+            total: 100,
+            positive: 11
+        }
+    );
+    // A proxy restarted: a total fell, so this interval says nothing.
+    let mut restarted = after.clone();
+    restarted.responses[0] = 50.0;
+    assert_eq!(between(&plan, &layout, &after, &restarted), None);
+}
