@@ -85,7 +85,7 @@ pub const ROLLOUT_STATE: Family = Family {
     name: "serin_rollout_state",
     kind: Kind::Gauge,
     labels: &[],
-    help: "the rollout's phase: 1 ramping, 2 held, 3 promoted, 4 rolled back",
+    help: "the rollout's phase: 0 joining, 1 ramping, 2 held, 3 promoted, 4 rolled back",
 };
 pub const CANARY_WEIGHT: Family = Family {
     name: "serin_canary_weight_bp",
@@ -119,6 +119,7 @@ pub const CLASSES: [(Class, &str); 4] = [
 
 /// The values of [`ROLLOUT_STATE`] ([`crate::guard::Phase::code`]).
 pub const STATES: &[(u8, &str)] = &[
+    (0, "joining (fleet mode, before the first fleet answer)"),
     (1, "ramping"),
     (2, "held"),
     (3, "promoted"),

@@ -20,11 +20,13 @@
 //! - **metrics** ([`Engine::flush`]): the tallies and gauges of the plan's [`Catalogue`].
 
 mod exchange;
+mod fleet;
 mod shared;
 
 use std::sync::Arc;
 
 pub use exchange::{Exchange, Sample};
+pub use fleet::{Book, FLEET_GUARD, FleetAnswer};
 pub use shared::{InMemory, Rewrite, SharedData};
 
 use crate::catalogue::Catalogue;
@@ -64,6 +66,10 @@ pub struct Engine {
     measures: bool,
     window_key: String,
     state_key: String,
+    /// Fleet mode's part, when the plan has `[fleet]`.
+    fleet: Option<fleet::FleetCx>,
+    /// Fleet mode: no fleet answer yet since the proxy started, so everything goes to stable.
+    joining: bool,
 }
 
 /// The header edits of a routed request, in order: set (`Some`) or remove (`None`).
@@ -99,7 +105,10 @@ impl Engine {
     /// `params`: tuning the plan does not carry; a backend sets `settle_ms` from its tick so
     /// that a sub-window is judged only after every worker published it.
     pub fn new(plan: Plan, params: Params) -> Engine {
-        let rollout = Rollout::from_plan(&plan, params);
+        let mut rollout = Rollout::from_plan(&plan, params);
+        let fleet = fleet::fleet_cx(&plan, &rollout);
+        // In fleet mode the proxy's own guards roll back or hold; only fleet evidence ramps.
+        rollout.ramps = fleet.is_none();
         let catalogue = Catalogue::of(&plan);
         let headers_read = headers_read(&plan);
         // A decision that could read what the client sent as the routing or shadow header (the
@@ -130,6 +139,8 @@ impl Engine {
             // the same policy finds its rollout where it was.
             window_key: format!("serin/{}/window", plan.digest),
             state_key: format!("serin/{}/state", plan.digest),
+            joining: fleet.is_some(),
+            fleet,
             rollout,
             plan,
         }
@@ -197,8 +208,9 @@ impl Engine {
         } else {
             None
         };
-        if matches!(self.phase, Phase::RolledBack { .. }) {
-            // After a rollback no new request reaches another arm than stable.
+        if self.joining || matches!(self.phase, Phase::RolledBack { .. }) {
+            // After a rollback no new request reaches another arm than stable, nor before a
+            // joining proxy has heard from the fleet.
             decision.arm = plan.stable;
             decision.shadow = false;
         }
@@ -285,7 +297,8 @@ impl Engine {
             state = shared.read(&self.state_key).map(|b| rollout.restore(&b));
         }
         if let Some(state) = state {
-            self.apply(state.phase());
+            let phase = self.effective(state.phase(), shared);
+            self.apply(phase);
         }
         transition
     }
@@ -299,9 +312,11 @@ impl Engine {
             }
         }
         let state = self.catalogue.rollout_state();
-        update(state, Update::Record(u64::from(self.phase.code())));
+        let code = if self.joining { 0 } else { self.phase.code() };
+        update(state, Update::Record(u64::from(code)));
         let ramp = self.plan.ramp.as_ref();
-        if let Some(weight) = ramp.and_then(|r| self.phase.weight(&r.steps)) {
+        let weight = ramp.and_then(|r| self.phase.weight(&r.steps));
+        if let Some(weight) = weight.map(|w| if self.joining { 0 } else { w }) {
             update(
                 self.catalogue.canary_weight(),
                 Update::Record(u64::from(weight)),

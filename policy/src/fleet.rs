@@ -123,8 +123,35 @@ pub struct ArmTotals {
     /// Indexed by [`crate::guard::Class`].
     pub responses: [f64; 4],
     pub resets: f64,
-    /// `(outcome, segment value)` to `(total, positive)`.
-    pub outcomes: BTreeMap<(String, String), (f64, f64)>,
+    pub outcomes: Vec<OutcomeTotals>,
+}
+
+/// The fleet's counts of one outcome in one value of the plan's first segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeTotals {
+    pub outcome: String,
+    pub segment_value: String,
+    pub total: f64,
+    pub positive: f64,
+}
+
+impl ArmTotals {
+    /// The counts of `outcome` in `segment_value`, added if new.
+    pub fn outcome_mut(&mut self, outcome: String, segment_value: String) -> &mut OutcomeTotals {
+        let at = self
+            .outcomes
+            .iter()
+            .position(|o| o.outcome == outcome && o.segment_value == segment_value);
+        let at = at.unwrap_or_else(|| {
+            self.outcomes.push(OutcomeTotals {
+                outcome,
+                segment_value,
+                ..OutcomeTotals::default()
+            });
+            self.outcomes.len() - 1
+        });
+        &mut self.outcomes[at]
+    }
 }
 
 /// What one answer says.
@@ -239,14 +266,11 @@ pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
         } else if name == RESETS.name {
             arm.resets += value;
         } else if name == OUTCOMES.name || name == OUTCOMES_POSITIVE.name {
-            let cell = arm
-                .outcomes
-                .entry((label("outcome"), label("segment_value")))
-                .or_default();
+            let cell = arm.outcome_mut(label("outcome"), label("segment_value"));
             if name == OUTCOMES.name {
-                cell.0 += value;
+                cell.total += value;
             } else {
-                cell.1 += value;
+                cell.positive += value;
             }
         }
     }
@@ -292,10 +316,13 @@ pub fn between(
         let sum = |t: &ArmTotals| {
             t.outcomes
                 .iter()
-                .filter(|((o, v), _)| {
-                    *o == outcome.name && values.as_ref().is_none_or(|vs| vs.contains(v))
+                .filter(|o| {
+                    o.outcome == outcome.name
+                        && values
+                            .as_ref()
+                            .is_none_or(|vs| vs.contains(&o.segment_value))
                 })
-                .fold((0.0, 0.0), |acc, (_, (t, p))| (acc.0 + t, acc.1 + p))
+                .fold((0.0, 0.0), |acc, o| (acc.0 + o.total, acc.1 + o.positive))
         };
         let (b, a) = (sum(before), sum(after));
         *cell = Outcomes {

@@ -25,7 +25,8 @@ pub use bucket::{Bucketed, murmur3_x86_32};
 pub use cidr::Cidr;
 pub use decide::{Decision, Reason};
 pub use engine::{
-    Edits, Engine, Exchange, InMemory, RampAt, Rewrite, Route, Sample, SharedData, Update, ramp_at,
+    Book, Edits, Engine, Exchange, FLEET_GUARD, FleetAnswer, InMemory, RampAt, Rewrite, Route,
+    Sample, SharedData, Update, ramp_at,
 };
 pub use outcome::MAX_OUTCOME_BODY;
 pub use plan::*;

@@ -11,6 +11,8 @@
 //! module lives in the engine crate, which keeps no runtime dependencies beyond serde, and a
 //! simulation only needs a fast, seedable, reproducible stream, not cryptographic quality.
 
+pub mod fleet;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -296,7 +298,7 @@ pub fn run_once(plan: &Plan, params: &Params, scenario: &Scenario, seed: u64) ->
         let route = engine.route(&HeaderList::new(&headers), now, || {
             rng.next_u64().to_le_bytes().to_vec()
         });
-        let mut exchange = route.exchange;
+        let exchange = route.exchange;
         result.requests += 1;
         result.expected_canary += share;
         let model = if Some(exchange.arm()) == canary {
@@ -305,37 +307,57 @@ pub fn run_once(plan: &Plan, params: &Params, scenario: &Scenario, seed: u64) ->
         } else {
             &scenario.stable
         };
-        let latency_ms =
-            model.latency_median_ms.max(0.0) * (model.latency_sigma * rng.normal()).exp();
-        let done = (t + latency_ms) as u64;
-        let status = if rng.chance(model.error_rate) {
-            503
-        } else {
-            200
-        };
-        // The response is recorded as it ends, like a proxy's; its latency was drawn above.
-        engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
-        if status == 200 {
-            let p = segment
-                .and_then(|i| model.positive_by_segment.get(i))
-                .copied()
-                .unwrap_or(model.positive_rate);
-            let positive = rng.chance(p);
-            engine.record_outcome(&exchange, usize::from(scenario.outcome), positive, done);
-        }
-        engine.stream_done(exchange, done);
+        respond(
+            engine,
+            exchange,
+            model,
+            segment,
+            scenario.outcome,
+            &mut rng,
+            t,
+        );
     }
+}
+
+/// The scenario's answer to a routed request sent at `t` (ms): latency, status and outcome drawn
+/// from the arm's model, and recorded as a proxy records them, when the response ends.
+pub(crate) fn respond(
+    engine: &mut Engine,
+    mut exchange: crate::Exchange,
+    model: &ArmModel,
+    segment: Option<usize>,
+    outcome: u8,
+    rng: &mut SplitMix64,
+    t: f64,
+) {
+    let latency_ms = model.latency_median_ms.max(0.0) * (model.latency_sigma * rng.normal()).exp();
+    let done = (t + latency_ms) as u64;
+    let status = if rng.chance(model.error_rate) {
+        503
+    } else {
+        200
+    };
+    engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
+    if status == 200 {
+        let p = segment
+            .and_then(|i| model.positive_by_segment.get(i))
+            .copied()
+            .unwrap_or(model.positive_rate);
+        let positive = rng.chance(p);
+        engine.record_outcome(&exchange, usize::from(outcome), positive, done);
+    }
+    engine.stream_done(exchange, done);
 }
 
 /// Builds a scenario's requests: a fresh user key where the plan's split reads it, and the
 /// scenario's segment value in its header.
-struct Requests {
+pub(crate) struct Requests {
     key: Option<KeySource>,
     segment: Option<(String, Vec<String>)>,
 }
 
 impl Requests {
-    fn new(plan: &Plan, scenario: &Scenario) -> Requests {
+    pub(crate) fn new(plan: &Plan, scenario: &Scenario) -> Requests {
         let key = routing_split(plan)
             .and_then(|s| plan.splits.get(usize::from(s)))
             .and_then(|s| s.key.first().cloned());
@@ -346,7 +368,7 @@ impl Requests {
         Requests { key, segment }
     }
 
-    fn build(&self, key: u64, segment: Option<usize>) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn build(&self, key: u64, segment: Option<usize>) -> Vec<(String, Vec<u8>)> {
         let key = format!("{key:016x}");
         let mut headers = Vec::with_capacity(2);
         headers.extend(self.key.as_ref().map(|source| match source {

@@ -25,10 +25,15 @@ fn a_prometheus_vector_becomes_the_fleet_totals() {
     let s = parse(&body, DIGEST).unwrap();
     assert_eq!(s.arms["canary"].responses, [988.0, 0.0, 12.0, 0.0]);
     assert_eq!(s.arms["stable"].resets, 3.0);
+    let flagged = &s.arms["canary"].outcomes[0];
     assert_eq!(
-        s.arms["canary"].outcomes[&("flagged".to_owned(), "65+".to_owned())],
-        (0.0, 7.0)
+        (flagged.outcome.as_str(), flagged.segment_value.as_str()),
+        ("flagged", "65+")
     );
+    assert_eq!((flagged.total, flagged.positive), (0.0, 7.0));
+    // What a proxy keeps of an answer between two answers reads back as it was.
+    let kept: Snapshot = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+    assert_eq!(kept, s);
     assert!(s.rolled_back);
     assert_eq!(s.weight, Some(2500));
     // No live proxy and no rollback remembered: nothing for either.
@@ -97,6 +102,11 @@ fn the_query_names_the_digest_and_the_memory_and_is_url_encoded() {
     assert!(!c.path[c.path.find('=').unwrap() + 1..].contains(['"', ' ', '{', '|']));
 }
 
+fn set(t: &mut ArmTotals, value: &str, total: f64, positive: f64) {
+    let o = t.outcome_mut("flagged".into(), value.into());
+    (o.total, o.positive) = (total, positive);
+}
+
 #[test]
 fn counts_between_two_answers_and_a_restart_skips_one_interval() {
     let plan: Plan = serde_json::from_value(serde_json::json!({
@@ -115,21 +125,13 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
         responses: [100.0, 0.0, 2.0, 0.0],
         ..ArmTotals::default()
     };
-    before
-        .outcomes
-        .insert(("flagged".into(), "65+".into()), (20.0, 2.0));
-    before
-        .outcomes
-        .insert(("flagged".into(), "18-64".into()), (80.0, 4.0));
+    set(&mut before, "65+", 20.0, 2.0);
+    set(&mut before, "18-64", 80.0, 4.0);
     let mut after = before.clone();
     after.responses = [190.0, 1.0, 9.0, 0.0];
     after.resets = 1.0;
-    after
-        .outcomes
-        .insert(("flagged".into(), "65+".into()), (40.0, 8.0));
-    after
-        .outcomes
-        .insert(("flagged".into(), "18-64".into()), (160.0, 9.0));
+    set(&mut after, "65+", 40.0, 8.0);
+    set(&mut after, "18-64", 160.0, 9.0);
     let c = between(&plan, &layout, &before, &after).unwrap();
     assert_eq!(c.responses, [90, 1, 7, 0]);
     assert_eq!((c.completed(), c.errors()), (99, 8));

@@ -2,6 +2,7 @@
 //! detection quality through the simulator (fixed seeds, so every number is reproducible).
 
 mod fixture;
+mod fleet;
 mod guarantee;
 mod vectors;
 
