@@ -94,6 +94,13 @@ pub const CANARY_WEIGHT: Family = Family {
     help: "the ramped arm's weight in basis points (10000 = 100%)",
 };
 
+pub const POLICY_STATE: Family = Family {
+    name: "serin_policy_state",
+    kind: Kind::Gauge,
+    labels: &["digest"],
+    help: "the rollout's phase, as serin_rollout_state, labelled with the policy version (the plan digest's first 16 hex digits): what fleet mode reads",
+};
+
 /// Every family, in the order the docs list them.
 pub const FAMILIES: &[Family] = &[
     REQUESTS,
@@ -104,10 +111,18 @@ pub const FAMILIES: &[Family] = &[
     OUTCOMES_POSITIVE,
     ROLLOUT_STATE,
     CANARY_WEIGHT,
+    POLICY_STATE,
 ];
 
 /// Every label any family carries (one `stats_tags` entry each).
-pub const LABELS: &[&str] = &["arm", "class", "outcome", "segment", "segment_value"];
+pub const LABELS: &[&str] = &[
+    "arm",
+    "class",
+    "outcome",
+    "segment",
+    "segment_value",
+    "digest",
+];
 
 /// The values of `class`, in [`Class`] order.
 pub const CLASSES: [(Class, &str); 4] = [
@@ -119,7 +134,7 @@ pub const CLASSES: [(Class, &str); 4] = [
 
 /// The values of [`ROLLOUT_STATE`] ([`crate::guard::Phase::code`]).
 pub const STATES: &[(u8, &str)] = &[
-    (0, "joining (fleet mode, before the first fleet answer)"),
+    (0, "joining"),
     (1, "ramping"),
     (2, "held"),
     (3, "promoted"),
@@ -230,6 +245,10 @@ impl Catalogue {
             family: CANARY_WEIGHT,
             labels: Vec::new(),
         });
+        series.push(Series {
+            family: POLICY_STATE,
+            labels: vec![("digest", crate::fleet::digest_label(&plan.digest))],
+        });
         Catalogue {
             series,
             arms: arm_names.len(),
@@ -280,6 +299,10 @@ impl Catalogue {
     pub fn canary_weight(&self) -> usize {
         self.canary_weight
     }
+
+    pub fn policy_state(&self) -> usize {
+        self.canary_weight + 1
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +345,7 @@ mod tests {
         );
         assert_eq!(name(c.rollout_state()), "serin_rollout_state");
         assert_eq!(name(c.canary_weight()), "serin_canary_weight_bp");
+        assert_eq!(name(c.policy_state()), "serin_policy_state_digest=.=;.;");
         // Each series once, and every index in range.
         let mut names: Vec<String> = c.series.iter().map(Series::tagged_name).collect();
         names.sort();

@@ -314,6 +314,10 @@ impl Engine {
         let state = self.catalogue.rollout_state();
         let code = if self.joining { 0 } else { self.phase.code() };
         update(state, Update::Record(u64::from(code)));
+        update(
+            self.catalogue.policy_state(),
+            Update::Record(u64::from(code)),
+        );
         let ramp = self.plan.ramp.as_ref();
         let weight = ramp.and_then(|r| self.phase.weight(&r.steps));
         if let Some(weight) = weight.map(|w| if self.joining { 0 } else { w }) {

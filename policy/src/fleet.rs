@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{
-    CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, RESETS, RESPONSES,
+    CANARY_WEIGHT, CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, POLICY_STATE, RESETS,
+    RESPONSES,
 };
 use crate::guard::{Counters, Layout, Outcomes};
 use crate::plan::Plan;
@@ -49,7 +50,9 @@ pub struct Fleet {
 /// Answers above this size are refused unread: a fleet answer is a few dozen series.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// The label that names a policy version on every series ([`digest_label`]).
+/// The label that names a policy version on [`POLICY_STATE`], the series a proxy's others are
+/// joined on (by `instance`) to count only the proxies that run this version ([`digest_label`]).
+/// One label on one series, not on all: it keeps the other series' names as they were.
 pub const DIGEST_LABEL: &str = "digest";
 
 /// A digest as a label value: its first 16 hex digits (enough to tell versions apart, and short
@@ -74,13 +77,15 @@ pub fn query(plan: &Plan, fleet: &Fleet) -> String {
     let counted = [RESPONSES, RESETS, OUTCOMES, OUTCOMES_POSITIVE]
         .map(|f| f.name)
         .join("|");
+    let version = format!("{}{{{DIGEST_LABEL}=\"{d}\"}}", POLICY_STATE.name);
     format!(
         "sum by (__name__, arm, class, outcome, segment_value) \
-         ({{__name__=~\"{counted}\",{DIGEST_LABEL}=\"{d}\"}}) \
-         or label_replace(max(max_over_time(serin_rollout_state{{{DIGEST_LABEL}=\"{d}\"}}[{m}s]) == bool 4), \
+         ({{__name__=~\"{counted}\"}} and on (instance) {version}) \
+         or label_replace(max(max_over_time({version}[{m}s]) == bool 4), \
          \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
-         or label_replace(max(serin_canary_weight_bp{{{DIGEST_LABEL}=\"{d}\"}}), \
+         or label_replace(max({weight} and on (instance) {version}), \
          \"{COMPUTED}\", \"{WEIGHT}\", \"\", \"\")",
+        weight = CANARY_WEIGHT.name,
         m = fleet.memory_seconds.max(1)
     )
 }

@@ -366,3 +366,80 @@ fn deploy_dogstatsd_example_validates_in_envoy() {
     );
     envoy_validate(&bin, &config, "deploy-dogstatsd").unwrap();
 }
+
+/// Fleet mode's one query, evaluated by Prometheus's own engine (`promtool test rules`) over
+/// three proxies: two run this policy version (one of them rolled back, then went away), one
+/// another version. The answer must count only this version's live proxies, remember the
+/// rollback, and give the largest weight among them.
+#[test]
+fn prometheus_answers_the_fleet_query_as_the_engine_reads_it() {
+    let promtool = std::env::var_os("SERIN_PROMTOOL").unwrap_or_else(|| "promtool".into());
+    if Command::new(&promtool).arg("--version").output().is_err() {
+        assert!(
+            std::env::var("SERIN_E2E").as_deref() != Ok("require"),
+            "promtool is missing: run `cargo xtask tools`"
+        );
+        eprintln!("SKIPPED prometheus_answers_the_fleet_query_as_the_engine_reads_it: no promtool");
+        return;
+    }
+    let mut plan = plan("fraud-model.toml");
+    plan.fleet = Some(serin_policy::fleet::Fleet {
+        cluster: "prometheus".into(),
+        authority: "prometheus:9090".into(),
+        path: "/api/v1/query".into(),
+        interval_ms: 5_000,
+        timeout_ms: 2_000,
+        memory_seconds: 86_400,
+    });
+    let query = serin_policy::fleet::query(&plan, plan.fleet.as_ref().unwrap());
+    let d = serin_policy::fleet::digest_label(&plan.digest);
+    let test = format!(
+        r#"rule_files: []
+evaluation_interval: 1m
+tests:
+- interval: 1m
+  input_series:
+  - series: 'serin_responses_total{{arm="canary",class="5xx",instance="a"}}'
+    values: '0+1x10'
+  - series: 'serin_responses_total{{arm="canary",class="5xx",instance="b"}}'
+    values: '0+2x10'
+  - series: 'serin_responses_total{{arm="canary",class="5xx",instance="c"}}'
+    values: '0+100x10'
+  - series: 'serin_policy_state{{digest="{d}",instance="a"}}'
+    values: '1 1 4 4 _ _ _ _ _ _ _'
+  - series: 'serin_policy_state{{digest="{d}",instance="b"}}'
+    values: '1x10'
+  - series: 'serin_policy_state{{digest="0000000000000000",instance="c"}}'
+    values: '1x10'
+  - series: 'serin_canary_weight_bp{{instance="b"}}'
+    values: '500x10'
+  - series: 'serin_canary_weight_bp{{instance="c"}}'
+    values: '9000x10'
+  promql_expr_test:
+  - expr: '{query}'
+    eval_time: 10m
+    exp_samples:
+    - labels: 'serin_responses_total{{arm="canary",class="5xx"}}'
+      value: 20
+    - labels: '{{serin_fleet="rolled_back"}}'
+      value: 1
+    - labels: '{{serin_fleet="weight_bp"}}'
+      value: 500
+"#
+    );
+    let dir = temp_dir("fleet-query");
+    let path = dir.join("fleet.test.yaml");
+    std::fs::write(&path, test).unwrap();
+    let out = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Prometheus answers the fleet query otherwise:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

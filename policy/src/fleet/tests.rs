@@ -154,3 +154,25 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
     restarted.responses[0] = 50.0;
     assert_eq!(between(&plan, &layout, &after, &restarted), None);
 }
+
+/// The query as text, for checking it against Prometheus's own evaluator (the e2e tests run
+/// `promtool` on it): `cargo test -p serin-policy --lib print_the_query -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_the_query() {
+    let plan: Plan = serde_json::from_value(serde_json::json!({
+        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
+        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
+        "stable": 0, "default": {"pin": {"arm": 0}},
+    }))
+    .unwrap();
+    let fleet = Fleet {
+        cluster: "prometheus".into(),
+        authority: "prometheus:9090".into(),
+        path: "/api/v1/query".into(),
+        interval_ms: 5_000,
+        timeout_ms: 2_000,
+        memory_seconds: 86_400,
+    };
+    println!("QUERY {}", query(&plan, &fleet));
+}
