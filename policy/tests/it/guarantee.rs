@@ -12,6 +12,32 @@ use serin_policy::guard::sprt::Model;
 const RUNS: u32 = 600;
 const HOUR: u64 = 3_600;
 
+/// The busiest case found by an unseeded run (1.17% of 600 runs with the floor at `-ln(1/α)`):
+/// a rate at its limit, 15 samples per second, no minimum.
+#[test]
+fn a_busy_canary_at_its_limit_is_rolled_back_in_at_most_alpha_of_runs() {
+    let params = Params::default();
+    let trial = Trial {
+        model: Model::rate(0.187, false),
+        design: 2.5,
+        min_samples: 0,
+        bounds: params.bounds(),
+    };
+    let traffic = Traffic {
+        watched: 15.5,
+        other: 392.0,
+        base_rate: 0.27,
+    };
+    let p = Power::measure(&trial, traffic, 1.0, HOUR, RUNS, 1);
+    let a = params.alpha;
+    let bound = a + 3.0 * (a * (1.0 - a) / f64::from(RUNS)).sqrt();
+    assert!(
+        p.rate() <= bound,
+        "{:.2}% of runs rolled back",
+        100.0 * p.rate()
+    );
+}
+
 fn model() -> impl Strategy<Value = Model> {
     prop_oneof![
         (0.002f64..0.3, any::<bool>()).prop_map(|(limit, falling)| {
@@ -23,7 +49,14 @@ fn model() -> impl Strategy<Value = Model> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+    // A fixed seed: the same settings every run, so that the test is a measurement, not a
+    // lottery; cases found to fail are added to `regressions` by hand, not by a file.
+    #![proptest_config(ProptestConfig {
+        cases: 10,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(18),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_canary_at_or_under_its_limit_is_rolled_back_in_at_most_alpha_of_runs(
