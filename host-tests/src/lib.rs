@@ -8,7 +8,7 @@
 //! use serin_host_tests::{Action, Host};
 //! let host = Host::new(&std::fs::read("target/filter.wasm")?)?;
 //! let mut worker = host.worker()?;
-//! assert!(worker.configure(br#"{"format": 1}"#)?);
+//! assert!(worker.configure(format!(r#"{{"format": {}}}"#, serin_policy::PLAN_FORMAT).as_bytes())?);
 //! let mut stream = worker.request().path("/").header("x-user-id", "42");
 //! assert_eq!(stream.send_headers()?, Action::Continue);
 //! println!("{:?}", stream.request_header("x-serin-arm"));

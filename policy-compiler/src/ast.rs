@@ -199,7 +199,9 @@ pub struct SegmentDef {
 pub struct OutcomeDef {
     pub name: S<String>,
     pub source: S<OutcomeSourceDef>,
-    pub positive: S<PositiveDef>,
+    /// What counts as positive (for `outcome_rate` guards); `None`: a numeric outcome that
+    /// only `distribution` guards read.
+    pub positive: Option<S<PositiveDef>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -240,6 +242,8 @@ pub struct GuardDef {
     pub outcome: Option<S<String>>,
     pub segment: Option<S<String>>,
     pub segment_values: Vec<S<String>>,
+    /// A distribution guard's bucket upper bounds, as written (the list's span, each value's).
+    pub buckets: Option<S<Vec<S<f64>>>>,
     pub window_seconds: Option<S<u64>>,
     pub min_samples: Option<S<u64>>,
     pub on_breach: Option<S<String>>,

@@ -63,6 +63,12 @@ pub fn compile_with(
     let checked =
         validate::validate(&policy).map_err(|ds| Diagnostics::new(file_name, source, ds))?;
     let plan = plan::build(checked.clone());
+    // The window's cells are laid out by the engine from the plan itself; a policy whose
+    // guards need more is refused here rather than silently unwatched in the proxy.
+    let overflow = rollout::cells_fit(&policy, &plan);
+    if !overflow.is_empty() {
+        return Err(Diagnostics::new(file_name, source, overflow));
+    }
     let stated = policy.ramp.as_ref().and_then(|r| r.expected_rps.as_ref());
     let expected_rps = match options.expect_rps {
         Some(rps) => Some((rps, None)),

@@ -455,9 +455,13 @@ fn guard_cannot_decide(cx: &Cx, out: &mut Vec<Diagnostic>) {
         if warned.contains(&check.guard) {
             continue;
         }
+        // A distribution check has no limit to breach twice over (see `power_table`).
+        let Some(trial) = check.trial(&rollout.params) else {
+            continue;
+        };
         let slots = u64::from(guard.window_seconds) * 1000 / u64::from(rollout.params.slot_ms);
         let traffic = rollout.traffic(check, &baseline);
-        let p = Power::measure(&check.trial(&rollout.params), traffic, 2.0, slots, 200, 1);
+        let p = Power::measure(&trial, traffic, 2.0, slots, 200, 1);
         if p.rate() >= 0.5 {
             continue;
         }
@@ -596,7 +600,7 @@ fn unused_definitions(cx: &Cx, out: &mut Vec<Diagnostic>) {
                 )
                 .with_label("unused")
                 .with_help(
-                    "name it in an `outcome_rate` guard, or add `outcome` to `[metrics] labels`",
+                    "name it in an `outcome_rate` or `distribution` guard, or add `outcome` to `[metrics] labels`",
                 ),
             );
         }

@@ -59,6 +59,7 @@ pub mod keys {
         "outcome",
         "segment",
         "segment_values",
+        "buckets",
         "window",
         "min_samples",
         "on_breach",
@@ -916,26 +917,29 @@ impl Lower {
                 return None;
             }
         };
+        // Neither: a numeric outcome, which only distribution guards read (an `outcome_rate`
+        // guard on it is refused in validate, where the guard is known).
         let positive = match (t.get("equals"), t.get("above")) {
-            (Some(e), None) => S::new(
+            (Some(e), None) => Some(S::new(
                 PositiveDef::Equals(self.strings(&e.node, &format!("{what}.equals"))),
                 e.node.span.clone(),
-            ),
+            )),
             (None, Some(a)) => {
                 let f = self.float(&a.node, &format!("{what}.above"))?;
-                S::new(PositiveDef::Above(f.v), f.span)
+                Some(S::new(PositiveDef::Above(f.v), f.span))
             }
-            _ => {
+            (None, None) => None,
+            (Some(_), Some(a)) => {
                 self.err(
                     Diagnostic::error(
                         "outcome",
                         format!(
-                            "outcome `{}` needs exactly one of `equals` or `above`",
+                            "outcome `{}` takes one of `equals` or `above`, not both",
                             o.key
                         ),
-                        o.key_span.clone(),
+                        a.key_span.clone(),
                     )
-                    .with_label("what counts as a positive outcome?")
+                    .with_label("a second test")
                     .with_help("e.g. `equals = [\"fraud\"]` or `above = 0.5`"),
                 );
                 return None;
@@ -968,6 +972,14 @@ impl Lower {
             outcome: self.opt_string(&t, "outcome"),
             segment: self.opt_string(&t, "segment"),
             segment_values: self.opt_strings(&t, "segment_values"),
+            buckets: t.node("buckets").and_then(|n| {
+                let items = self.array(n, &format!("{what}.buckets"))?;
+                let values = items
+                    .iter()
+                    .filter_map(|i| self.float(i, &format!("{what}.buckets")))
+                    .collect();
+                Some(S::new(values, n.span.clone()))
+            }),
             window_seconds: t
                 .node("window")
                 .and_then(|n| self.duration(n, &format!("{what}.window"))),

@@ -1,9 +1,10 @@
 //! Validation of the parts of a policy that the rollout engine executes: segments, outcomes,
 //! guards, the ramp and metrics. Part of stage 3 (`validate`).
 
+use serin_policy::guard::CELLS;
 use serin_policy::{
-    ArmId, Breach, Gate, Guard, GuardMetric, Lane, Metrics, Outcome, OutcomeSource, PPM, PathStep,
-    Positive, Ramp, RampStep, Reduce, Segment, Split,
+    ArmId, Breach, Distributed, Gate, Guard, GuardMetric, Lane, MILLIONTHS, Metrics, Outcome,
+    OutcomeSource, PPM, PathStep, Positive, Ramp, RampStep, Reduce, Segment, Split,
 };
 
 use crate::ast::*;
@@ -20,7 +21,7 @@ pub const DEFAULT_LATENCY_BUCKETS_MS: &[f64] = &[
 ];
 /// The labels metrics may carry.
 pub const METRIC_LABELS: &[&str] = &["arm", "rule", "segment", "class", "outcome"];
-pub const METRIC_KINDS: &[&str] = &["error_rate", "latency", "outcome_rate"];
+pub const METRIC_KINDS: &[&str] = &["error_rate", "latency", "outcome_rate", "distribution"];
 
 /// The validated rollout parts, in the plan's types.
 #[derive(Debug, Clone, Default)]
@@ -90,14 +91,14 @@ fn outcome(cx: &mut Ctx<'_>, o: &OutcomeDef) -> Outcome {
             }
         },
     };
-    let positive = match &o.positive.v {
+    let positive = o.positive.as_ref().map(|positive| match &positive.v {
         PositiveDef::Equals(list) => {
             if list.is_empty() {
                 cx.err(
                     Diagnostic::error(
                         "empty-list",
                         "`equals` needs at least one value",
-                        o.positive.span.clone(),
+                        positive.span.clone(),
                     )
                     .with_label("empty list"),
                 );
@@ -108,7 +109,7 @@ fn outcome(cx: &mut Ctx<'_>, o: &OutcomeDef) -> Outcome {
             Positive::Equals { any_of }
         }
         PositiveDef::Above(v) => Positive::Above { value: *v },
-    };
+    });
     Outcome {
         name: o.name.v.clone(),
         source,
@@ -247,6 +248,7 @@ fn guard(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<Guard> {
     let span = |o: &Option<S<f64>>| o.as_ref().map(|v| v.span.clone());
     let metric = match g.metric.v.as_str() {
         "error_rate" => {
+            not_applicable(cx, g, g.buckets.as_ref().map(|b| b.span.clone()), "buckets");
             not_applicable(cx, g, span(&g.quantile), "quantile");
             not_applicable(cx, g, span(&g.min), "min");
             not_applicable(cx, g, span(&g.min_ratio), "min_ratio");
@@ -270,6 +272,7 @@ fn guard(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<Guard> {
             }
         }
         "latency" => {
+            not_applicable(cx, g, g.buckets.as_ref().map(|b| b.span.clone()), "buckets");
             not_applicable(cx, g, span(&g.min), "min");
             not_applicable(cx, g, span(&g.min_ratio), "min_ratio");
             not_applicable(cx, g, g.outcome.as_ref().map(|o| o.span.clone()), "outcome");
@@ -335,9 +338,25 @@ fn guard(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<Guard> {
         }
         "outcome_rate" => {
             not_applicable(cx, g, span(&g.quantile), "quantile");
+            not_applicable(cx, g, g.buckets.as_ref().map(|b| b.span.clone()), "buckets");
             let outcome = match &g.outcome {
                 Some(o) => match cx.policy.outcomes.iter().position(|d| d.name.v == o.v) {
-                    Some(i) => i as u8,
+                    Some(i) => {
+                        let def = &cx.policy.outcomes[i];
+                        if def.positive.is_none() {
+                            cx.err(
+                                Diagnostic::error(
+                                    "outcome",
+                                    format!("outcome `{}` has no positive test", o.v),
+                                    o.span.clone(),
+                                )
+                                .with_label("a rate of what?")
+                                .with_related(def.name.span.clone(), "declared here")
+                                .with_help("give the outcome `equals = [\"fraud\"]` or `above = 0.5`; a numeric outcome without one is read by `distribution` guards"),
+                            );
+                        }
+                        i as u8
+                    }
                     None => {
                         let names: Vec<&str> = cx
                             .policy
@@ -442,6 +461,7 @@ fn guard(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<Guard> {
                 min_ratio_ppm,
             }
         }
+        "distribution" => distribution(cx, g)?,
         other => {
             let mut e = Diagnostic::error(
                 "metric",
@@ -465,6 +485,248 @@ fn guard(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<Guard> {
         min_samples: min_samples.min(u64::from(u32::MAX)) as u32,
         on_breach,
     })
+}
+
+/// A `distribution` guard: an outcome with `buckets`, or a segment.
+fn distribution(cx: &mut Ctx<'_>, g: &GuardDef) -> Option<GuardMetric> {
+    let span = |o: &Option<S<f64>>| o.as_ref().map(|v| v.span.clone());
+    for (key, at) in [
+        ("max", span(&g.max)),
+        ("min", span(&g.min)),
+        ("max_ratio", span(&g.max_ratio)),
+        ("min_ratio", span(&g.min_ratio)),
+        ("quantile", span(&g.quantile)),
+        (
+            "segment_values",
+            g.segment_values.first().map(|v| v.span.clone()),
+        ),
+    ] {
+        not_applicable(cx, g, at, key);
+    }
+    let over = match (&g.outcome, &g.segment) {
+        (Some(_), Some(s)) => {
+            cx.err(
+                Diagnostic::error(
+                    "distribution-source",
+                    format!(
+                        "distribution guard `{}` reads an `outcome` or a `segment`, not both",
+                        g.name.v
+                    ),
+                    s.span.clone(),
+                )
+                .with_label("a second source")
+                .with_help("one guard compares one histogram; write a guard for each"),
+            );
+            return None;
+        }
+        (None, None) => {
+            cx.err(
+                Diagnostic::error(
+                    "missing-key",
+                    format!(
+                        "distribution guard `{}` needs an `outcome` or a `segment`",
+                        g.name.v
+                    ),
+                    g.metric.span.clone(),
+                )
+                .with_label("a distribution of what?")
+                .with_help("`outcome = \"score\"` with `buckets = [0.1, 0.3, 0.5, 0.7, 0.9]`, or `segment = \"age_band\"`"),
+            );
+            return None;
+        }
+        (Some(o), None) => {
+            let Some(i) = cx.policy.outcomes.iter().position(|d| d.name.v == o.v) else {
+                let names: Vec<&str> = cx
+                    .policy
+                    .outcomes
+                    .iter()
+                    .map(|d| d.name.v.as_str())
+                    .collect();
+                undefined(cx, "outcome", o, &g.name.v, &names);
+                return None;
+            };
+            let def = &cx.policy.outcomes[i];
+            if let Some(p) = def
+                .positive
+                .as_ref()
+                .filter(|p| matches!(p.v, PositiveDef::Equals(_)))
+            {
+                cx.err(
+                    Diagnostic::error(
+                        "non-numeric-outcome",
+                        format!("outcome `{}` is categorical, not a number", o.v),
+                        o.span.clone(),
+                    )
+                    .with_label("bucketed by value")
+                    .with_related(p.span.clone(), "its values are compared as text")
+                    .with_help("a distribution guard buckets a numeric outcome (a score); declare one without `equals`, or bucket a `segment` instead"),
+                );
+                return None;
+            }
+            let Some(buckets) = &g.buckets else {
+                cx.err(
+                    Diagnostic::error(
+                        "missing-key",
+                        format!(
+                            "distribution guard `{}` needs `buckets` for outcome `{}`",
+                            g.name.v, o.v
+                        ),
+                        o.span.clone(),
+                    )
+                    .with_label("bucketed where?")
+                    .with_help("list the buckets' upper bounds, e.g. `buckets = [0.1, 0.3, 0.5, 0.7, 0.9]`"),
+                );
+                return None;
+            };
+            let bounds = bucket_bounds(cx, buckets)?;
+            Distributed::Outcome {
+                outcome: i as u8,
+                upper_bounds_millionths: bounds,
+            }
+        }
+        (None, Some(s)) => {
+            let Some(i) = cx.policy.segments.iter().position(|d| d.name.v == s.v) else {
+                let names: Vec<&str> = cx
+                    .policy
+                    .segments
+                    .iter()
+                    .map(|d| d.name.v.as_str())
+                    .collect();
+                undefined(cx, "segment", s, &g.name.v, &names);
+                return None;
+            };
+            if let Some(b) = &g.buckets {
+                cx.err(
+                    Diagnostic::error(
+                        "guard-field",
+                        "`buckets` does not apply to a segment's distribution",
+                        b.span.clone(),
+                    )
+                    .with_label("not used with `segment`")
+                    .with_help("a segment's buckets are its declared values and `other`"),
+                );
+                return None;
+            }
+            let def = &cx.policy.segments[i];
+            let mut values: Vec<&str> = def.values.iter().map(|v| v.v.as_str()).collect();
+            values.sort_unstable();
+            values.dedup();
+            if values.is_empty() {
+                cx.err(
+                    Diagnostic::error(
+                        "distribution-source",
+                        format!("segment `{}` declares no values to bucket by", s.v),
+                        s.span.clone(),
+                    )
+                    .with_label("one bucket, nothing to compare")
+                    .with_related(def.name.span.clone(), "declared here")
+                    .with_help("list the segment's `values`; any other value counts as `other`"),
+                );
+                return None;
+            }
+            let n = values.len() + 1;
+            if n > CELLS {
+                cx.err(too_many_buckets(n, s.span.clone()));
+                return None;
+            }
+            Distributed::Segment { segment: i as u8 }
+        }
+    };
+    Some(GuardMetric::Distribution { over })
+}
+
+/// A distribution's bucket bounds in millionths: finite, strictly increasing (also once
+/// rounded to millionths), and few enough for the window's cells.
+fn bucket_bounds(cx: &mut Ctx<'_>, buckets: &S<Vec<S<f64>>>) -> Option<Vec<i64>> {
+    if buckets.v.is_empty() {
+        cx.err(
+            Diagnostic::error(
+                "empty-list",
+                "`buckets` needs at least one bound",
+                buckets.span.clone(),
+            )
+            .with_label("empty list")
+            .with_help("one bound makes two buckets: at most it, and above it"),
+        );
+        return None;
+    }
+    let n = buckets.v.len() + 1;
+    if n > CELLS {
+        cx.err(too_many_buckets(n, buckets.span.clone()));
+        return None;
+    }
+    let mut out: Vec<i64> = Vec::with_capacity(buckets.v.len());
+    for b in &buckets.v {
+        if !b.v.is_finite() || b.v.abs() >= 1e12 {
+            cx.err(
+                Diagnostic::error(
+                    "buckets",
+                    format!("bucket bound `{}` is out of range", b.v),
+                    b.span.clone(),
+                )
+                .with_label("out of range")
+                .with_help("bounds are finite numbers below 10^12 in size"),
+            );
+            return None;
+        }
+        let m = (b.v * MILLIONTHS).round() as i64;
+        if out.last().is_some_and(|last| *last >= m) {
+            cx.err(
+                Diagnostic::error(
+                    "buckets",
+                    "bucket bounds must be strictly increasing",
+                    b.span.clone(),
+                )
+                .with_label("not above the bound before it")
+                .with_help("list each bucket's upper bound once, smallest first (bounds closer than a millionth are the same bound)"),
+            );
+            return None;
+        }
+        out.push(m);
+    }
+    Some(out)
+}
+
+fn too_many_buckets(n: usize, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "too-many-buckets",
+        format!("{n} buckets need {n} window cells, and at most {CELLS} fit"),
+        span,
+    )
+    .with_label("too many buckets")
+    .with_help(format!(
+        "each bucket takes one of the proxy's {CELLS} outcome cells per arm; merge buckets"
+    ))
+}
+
+/// Guards whose cells do not fit in the window beside the others' (outcome cells per segment
+/// value, distribution buckets): the engine's own layout of the compiled plan says which.
+pub fn cells_fit(policy: &Policy, plan: &serin_policy::Plan) -> Vec<Diagnostic> {
+    let rollout =
+        serin_policy::guard::Rollout::from_plan(plan, serin_policy::guard::Params::default());
+    let mut unplaced = rollout.layout.unplaced.clone();
+    unplaced.sort_unstable();
+    unplaced.dedup();
+    unplaced
+        .into_iter()
+        .filter_map(|g| {
+            let def = policy.guards.get(usize::from(g))?;
+            Some(
+                Diagnostic::error(
+                    "too-many-cells",
+                    format!(
+                        "guard `{}` needs more window cells than the guards before it left",
+                        def.name.v
+                    ),
+                    def.span.clone(),
+                )
+                .with_label("does not fit")
+                .with_help(format!(
+                    "the proxy keeps {CELLS} outcome cells per arm: one per outcome guard (per segment value with `segment`) and one per distribution bucket; merge buckets or drop a guard"
+                )),
+            )
+        })
+        .collect()
 }
 
 fn no_bound(cx: &mut Ctx<'_>, g: &GuardDef, example: &str) {

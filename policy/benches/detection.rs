@@ -19,13 +19,12 @@
 //! (`serin_policy::sim`: routing, windows, workers' merge, the state machine) at 100 requests/s
 //! and a 5% canary: false rollbacks of the whole policy over an hour with identical arms, and
 //! the example's modest breach.
-
 #[path = "../tests/it/fixture.rs"]
 mod fixture;
 
 use serde_json::json;
 use serin_policy::guard::Params;
-use serin_policy::guard::power::{Power, Slots, Traffic, Trial};
+use serin_policy::guard::power::{DriftTraffic, Power, Slots, Traffic, Trial, slots_to_drift};
 use serin_policy::guard::sprt::{Model, bernoulli_llr, split_llr};
 use serin_policy::sim::{self, RunEnd};
 
@@ -210,61 +209,97 @@ fn main() {
         100.0 * example.rate(),
         100.0 * oracle.rate()
     );
+    distribution(runs, &params);
     through_the_engine(runs);
 }
 
-/// The fraud model example's guards through the engine: one hour of identical arms, and the
-/// example's doubling of errors.
-fn through_the_engine(runs: u32) {
-    let plan = fixture::plan_with(
-        json!([
-            { "name": "error rate", "arms": [1],
-              "metric": { "kind": "error_rate", "max_ppm": 20_000, "max_ratio_ppm": 1_500_000 },
-              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
-            { "name": "p99 latency", "arms": [1],
-              "metric": { "kind": "latency", "quantile_ppm": 990_000, "max_ratio_ppm": 1_200_000 },
-              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
-            { "name": "elderly customers flagged", "arms": [1],
-              "metric": { "kind": "outcome_rate", "outcome": 0, "segment": 0, "segment_values": ["65+"],
-                          "max_ratio_ppm": 1_200_000 },
-              "window_seconds": 600, "min_samples": 200, "on_breach": "rollback" },
-            { "name": "flag rate overall", "arms": [1],
-              "metric": { "kind": "outcome_rate", "outcome": 0, "max_ratio_ppm": 1_500_000 },
-              "window_seconds": 600, "min_samples": 500, "on_breach": "hold" }
-        ]),
-        // One step at 5% that outlasts the runs: the guards alone decide.
-        json!([{ "weight": 500, "min_duration_seconds": 86_400, "gates": ["healthy"],
-                 "lanes": fixture::lanes(500) }]),
-    );
-    let params = Params::default();
-    let mut aa = fixture::aa(runs, 1);
-    aa.requests_per_second = 100.0;
-    aa.max_seconds = 3_600;
-    let report = sim::run(&plan, &params, &aa);
+/// The distribution guard: a model score on six buckets (the bounds a policy writes as
+/// `buckets = [0.2, 0.3, 0.4, 0.5, 0.6]`), stable's score N(0.4, 0.15), 100 requests per
+/// second, 5% canary, `min_samples = 100`. (a) equal arms for an hour: the false-rollback
+/// rate; (b) the canary's mean moved until the PSI on these buckets is 0.1: the share caught
+/// within 2,000 canary requests and the median. Played by `guard::power::slots_to_drift`,
+/// which feeds the engine's own test.
+fn distribution(runs: u32, params: &Params) {
+    const BOUNDS: [f64; 5] = [0.2, 0.3, 0.4, 0.5, 0.6];
+    const CANARY_PER_SLOT: f64 = 5.0;
+    let (mean, sd) = (0.4, 0.15);
+    let stable = bucket_probabilities(&BOUNDS, mean, sd);
+    // The mean shift whose PSI on the buckets is 0.1 (PSI grows with the shift).
+    let (mut lo, mut hi) = (0.0, sd);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if psi(&bucket_probabilities(&BOUNDS, mean + mid, sd), &stable) < 0.1 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let shifted = bucket_probabilities(&BOUNDS, mean + lo, sd);
+    let traffic = |canary_buckets: Vec<f64>| DriftTraffic {
+        canary: CANARY_PER_SLOT,
+        stable: 95.0,
+        canary_buckets,
+        stable_buckets: stable.clone(),
+    };
+    let bounds = params.bounds();
     println!(
-        "\nThrough the engine, {runs} runs: identical arms for an hour, rolled back (any guard): {:.1}%, held: {:.1}%",
-        100.0 * report.rollback_rate,
-        100.0 * f64::from(report.held) / f64::from(runs.max(1))
+        "\n== distribution: score N({mean}, {sd}) on buckets {BOUNDS:?}, 100 req/s, 5% canary, min_samples 100"
     );
-    let mut errors = fixture::errors_doubled(runs, 1);
-    errors.requests_per_second = 100.0;
-    errors.max_seconds = 6_000;
-    let report = sim::run(&plan, &params, &errors);
-    let within = report
-        .results
+    let equal = traffic(stable.clone());
+    let aa = Power::of(runs, |seed| {
+        slots_to_drift(100, &bounds, &equal, HOUR, seed)
+    });
+    println!(
+        "  equal arms, one hour: false rollbacks {:.2}% of runs",
+        100.0 * aa.rate()
+    );
+    let drift = traffic(shifted.clone());
+    let caught = Power::of(runs, |seed| {
+        slots_to_drift(100, &bounds, &drift, HOUR, seed)
+    });
+    let within = caught
+        .caught
         .iter()
-        .filter(|r| {
-            matches!(&r.end, RunEnd::RolledBack { guard } if guard == "error rate")
-                && r.canary_requests <= 20_000
-        })
+        .filter(|s| **s as f64 * CANARY_PER_SLOT <= 2_000.0)
         .count();
+    let requests =
+        |s: Option<u64>| s.map_or("-".into(), |s| format!("{:.0}", s as f64 * CANARY_PER_SLOT));
     println!(
-        "Through the engine: errors 1% -> 2%, rolled back by `error rate` within 20,000 canary requests: {:.1}%; median canary requests to rollback {}",
-        100.0 * within as f64 / f64::from(runs.max(1)),
-        report
-            .canary_requests_to_rollback
-            .map_or("-".into(), |s| format!("{:.0}", s.median))
+        "  canary mean +{lo:.4} (PSI {:.4} on the buckets): caught within 2,000 canary requests in {:.1}% of runs; canary requests to rollback median {} (95th percentile {})",
+        psi(&shifted, &stable),
+        100.0 * within as f64 / f64::from(runs),
+        requests(caught.quantile(0.5)),
+        requests(caught.quantile(0.95)),
     );
+}
+
+/// The probability of each bucket (upper bounds `bounds`, the last open) under N(mean, sd).
+fn bucket_probabilities(bounds: &[f64], mean: f64, sd: f64) -> Vec<f64> {
+    let cdf = |x: f64| {
+        let z = (x - mean) / sd;
+        if z >= 0.0 {
+            1.0 - upper_normal_tail(z)
+        } else {
+            upper_normal_tail(-z)
+        }
+    };
+    let mut below = 0.0;
+    let mut out: Vec<f64> = bounds
+        .iter()
+        .map(|b| {
+            let c = cdf(*b);
+            let p = c - below;
+            below = c;
+            p
+        })
+        .collect();
+    out.push(1.0 - below);
+    out
+}
+
+/// `Σ (p - q) ln(p / q)`: the population stability index of `p` against `q`.
+fn psi(p: &[f64], q: &[f64]) -> f64 {
+    p.iter().zip(q).map(|(p, q)| (p - q) * (p / q).ln()).sum()
 }
 
 /// Wald's SPRT of the limit against `alternative` times it, breach at `threshold`, with an
@@ -348,4 +383,58 @@ fn upper_normal_tail(z: f64) -> f64 {
             + t * (-0.356_563_782
                 + t * (1.781_477_937 + t * (-1.821_255_978 + t * 1.330_274_429))));
     (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt() * poly
+}
+
+/// The fraud model example's guards through the engine: one hour of identical arms, and the
+/// example's doubling of errors.
+fn through_the_engine(runs: u32) {
+    let plan = fixture::plan_with(
+        json!([
+            { "name": "error rate", "arms": [1],
+              "metric": { "kind": "error_rate", "max_ppm": 20_000, "max_ratio_ppm": 1_500_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
+            { "name": "p99 latency", "arms": [1],
+              "metric": { "kind": "latency", "quantile_ppm": 990_000, "max_ratio_ppm": 1_200_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "rollback" },
+            { "name": "elderly customers flagged", "arms": [1],
+              "metric": { "kind": "outcome_rate", "outcome": 0, "segment": 0, "segment_values": ["65+"],
+                          "max_ratio_ppm": 1_200_000 },
+              "window_seconds": 600, "min_samples": 200, "on_breach": "rollback" },
+            { "name": "flag rate overall", "arms": [1],
+              "metric": { "kind": "outcome_rate", "outcome": 0, "max_ratio_ppm": 1_500_000 },
+              "window_seconds": 600, "min_samples": 500, "on_breach": "hold" }
+        ]),
+        // One step at 5% that outlasts the runs: the guards alone decide.
+        json!([{ "weight": 500, "min_duration_seconds": 86_400, "gates": ["healthy"],
+                 "lanes": fixture::lanes(500) }]),
+    );
+    let params = Params::default();
+    let mut aa = fixture::aa(runs, 1);
+    aa.requests_per_second = 100.0;
+    aa.max_seconds = 3_600;
+    let report = sim::run(&plan, &params, &aa);
+    println!(
+        "\nThrough the engine, {runs} runs: identical arms for an hour, rolled back (any guard): {:.1}%, held: {:.1}%",
+        100.0 * report.rollback_rate,
+        100.0 * f64::from(report.held) / f64::from(runs.max(1))
+    );
+    let mut errors = fixture::errors_doubled(runs, 1);
+    errors.requests_per_second = 100.0;
+    errors.max_seconds = 6_000;
+    let report = sim::run(&plan, &params, &errors);
+    let within = report
+        .results
+        .iter()
+        .filter(|r| {
+            matches!(&r.end, RunEnd::RolledBack { guard } if guard == "error rate")
+                && r.canary_requests <= 20_000
+        })
+        .count();
+    println!(
+        "Through the engine: errors 1% -> 2%, rolled back by `error rate` within 20,000 canary requests: {:.1}%; median canary requests to rollback {}",
+        100.0 * within as f64 / f64::from(runs.max(1)),
+        report
+            .canary_requests_to_rollback
+            .map_or("-".into(), |s| format!("{:.0}", s.median))
+    );
 }

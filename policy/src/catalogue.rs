@@ -15,9 +15,14 @@
 //! - `segment`, `segment_value`: the plan's first segment and the request's value of it
 //!   (`age_band`, `65+`; a value outside the segment's list is `other`). Absent when the plan
 //!   has no segment. Each response is counted once, so an overall rate sums over the values.
+//! - `guard`: a distribution guard's name as [`guard_label`] writes it (lower-case letters,
+//!   digits and dashes: a stat name cannot carry every character a name may have).
+//! - `bucket`: a distribution's bucket, [`bucket_labels`]: `le_0.3` for the values at most 0.3,
+//!   `le_inf` for the open last one; for a segment, its value or `other`.
 
 use crate::guard::Class;
 use crate::plan::{ArmId, Plan};
+use crate::rollout::{Distributed, GuardMetric, MILLIONTHS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -81,6 +86,12 @@ pub const OUTCOMES_POSITIVE: Family = Family {
     labels: &["arm", "outcome", "segment", "segment_value"],
     help: "those of them whose outcome was positive",
 };
+pub const DISTRIBUTION: Family = Family {
+    name: "serin_distribution_total",
+    kind: Kind::Counter,
+    labels: &["arm", "guard", "bucket"],
+    help: "observations a distribution guard bucketed: model scores or segment values",
+};
 pub const ROLLOUT_STATE: Family = Family {
     name: "serin_rollout_state",
     kind: Kind::Gauge,
@@ -109,6 +120,7 @@ pub const FAMILIES: &[Family] = &[
     DURATION,
     OUTCOMES,
     OUTCOMES_POSITIVE,
+    DISTRIBUTION,
     ROLLOUT_STATE,
     CANARY_WEIGHT,
     POLICY_STATE,
@@ -121,6 +133,8 @@ pub const LABELS: &[&str] = &[
     "outcome",
     "segment",
     "segment_value",
+    "guard",
+    "bucket",
     "digest",
 ];
 
@@ -143,6 +157,44 @@ pub const STATES: &[(u8, &str)] = &[
 
 /// The segment value of a request outside the segment's list (or without it).
 pub const OTHER_SEGMENT_VALUE: &str = "other";
+
+/// A guard name as a label value: lower-case letters, digits and dashes.
+pub fn guard_label(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "guard".into() } else { out }
+}
+
+/// The `bucket` label values of a distribution, in bucket order.
+pub fn bucket_labels(plan: &Plan, over: &Distributed) -> Vec<String> {
+    match over {
+        Distributed::Outcome {
+            upper_bounds_millionths,
+            ..
+        } => upper_bounds_millionths
+            .iter()
+            .map(|b| format!("le_{}", *b as f64 / MILLIONTHS))
+            .chain(["le_inf".to_owned()])
+            .collect(),
+        Distributed::Segment { segment } => plan
+            .segments
+            .get(usize::from(*segment))
+            .map(|s| s.values.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([OTHER_SEGMENT_VALUE.to_owned()])
+            .collect(),
+    }
+}
 
 /// One series: a family with its label values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +234,9 @@ pub struct Catalogue {
     duration: usize,
     outcomes_total: usize,
     outcomes_positive: usize,
+    /// Per distribution guard: its index, where its series start, and its buckets (series
+    /// arm by arm, buckets within).
+    distributions: Vec<(u16, usize, usize)>,
     state: usize,
     canary_weight: usize,
 }
@@ -236,6 +291,28 @@ impl Catalogue {
         };
         let outcomes_total = by_outcome(&mut series, OUTCOMES);
         let outcomes_positive = by_outcome(&mut series, OUTCOMES_POSITIVE);
+        let mut distributions = Vec::new();
+        for (g, guard) in plan.guards.iter().enumerate() {
+            let GuardMetric::Distribution { over } = &guard.metric else {
+                continue;
+            };
+            let buckets = bucket_labels(plan, over);
+            let name = guard_label(&guard.name);
+            let start = series.len();
+            for arm in &arm_names {
+                for bucket in &buckets {
+                    series.push(Series {
+                        family: DISTRIBUTION,
+                        labels: vec![
+                            ("arm", (*arm).to_owned()),
+                            ("guard", name.clone()),
+                            ("bucket", bucket.clone()),
+                        ],
+                    });
+                }
+            }
+            distributions.push((g.min(usize::from(u16::MAX)) as u16, start, buckets.len()));
+        }
         let state = series.len();
         series.push(Series {
             family: ROLLOUT_STATE,
@@ -260,6 +337,7 @@ impl Catalogue {
             duration,
             outcomes_total,
             outcomes_positive,
+            distributions,
             state,
             canary_weight: state + 1,
         }
@@ -292,6 +370,17 @@ impl Catalogue {
         }
     }
 
+    /// Bucket `bucket` of distribution guard `guard` on `arm`; past the end (so never counted)
+    /// for a guard that is not a distribution.
+    pub fn distribution(&self, arm: ArmId, guard: u16, bucket: u8) -> usize {
+        self.distributions.iter().find(|d| d.0 == guard).map_or(
+            usize::MAX,
+            |&(_, start, buckets)| {
+                start + usize::from(arm) * buckets + usize::from(bucket).min(buckets - 1)
+            },
+        )
+    }
+
     pub fn rollout_state(&self) -> usize {
         self.state
     }
@@ -318,6 +407,10 @@ mod tests {
             "segments": [{"name": "age_band", "header": "x-age", "values": ["18-34", "35-64", "65+"]}],
             "outcomes": [{"name": "flagged", "source": {"from": "header", "name": "x-flag"},
                           "positive": {"op": "equals", "any_of": ["1"]}}],
+            "guards": [{"name": "Score drift!", "arms": [1], "window_seconds": 60,
+                        "min_samples": 100, "on_breach": "rollback",
+                        "metric": {"kind": "distribution", "over": {"from": "outcome",
+                                   "outcome": 0, "upper_bounds_millionths": [250000, 500000]}}}],
         }))
         .unwrap();
         let c = Catalogue::of(&plan);
@@ -342,6 +435,19 @@ mod tests {
             name(c.outcomes(0, 0, 9, false)),
             "serin_outcomes_total_arm=.=stable;.;_outcome=.=flagged;.;\
              _segment=.=age_band;.;_segment_value=.=other;.;"
+        );
+        assert_eq!(
+            name(c.distribution(1, 0, 1)),
+            "serin_distribution_total_arm=.=canary;.;_guard=.=score-drift;.;_bucket=.=le_0.5;.;"
+        );
+        assert_eq!(
+            name(c.distribution(0, 0, 2)),
+            "serin_distribution_total_arm=.=stable;.;_guard=.=score-drift;.;_bucket=.=le_inf;.;"
+        );
+        assert_eq!(
+            c.distribution(0, 7, 0),
+            usize::MAX,
+            "not a distribution guard"
         );
         assert_eq!(name(c.rollout_state()), "serin_rollout_state");
         assert_eq!(name(c.canary_weight()), "serin_canary_weight_bp");

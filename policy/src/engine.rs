@@ -31,6 +31,7 @@ pub use shared::{InMemory, Rewrite, SharedData};
 
 use crate::catalogue::Catalogue;
 use crate::decide::Decision;
+use crate::guard::drift::Source;
 use crate::guard::segment_value_index;
 use crate::guard::{Params, Phase, Rollout, Transition, Window};
 use crate::murmur3_x86_32;
@@ -62,6 +63,11 @@ pub struct Engine {
     strip_first: Vec<String>,
     source_ip: bool,
     reads_bodies: bool,
+    /// Per outcome: whether a distribution guard reads its value as a number.
+    numeric_outcomes: Vec<bool>,
+    /// Whether a request's segment values are read (they label outcomes, and distribution
+    /// guards may bucket them).
+    reads_segments: bool,
     /// Whether anything reads the counts (guards or a ramp); without, requests skip the window.
     measures: bool,
     window_key: String,
@@ -110,7 +116,19 @@ impl Engine {
         // In fleet mode the proxy's own guards roll back or hold; only fleet evidence ramps.
         rollout.ramps = fleet.is_none();
         let catalogue = Catalogue::of(&plan);
-        let headers_read = headers_read(&plan);
+        let numeric_outcomes = (0..plan.outcomes.len())
+            .map(|o| {
+                rollout.distributions.iter().any(|d| {
+                    matches!(d.source, Source::Outcome { outcome, .. } if usize::from(outcome) == o)
+                })
+            })
+            .collect();
+        let reads_segments = !plan.outcomes.is_empty()
+            || rollout
+                .distributions
+                .iter()
+                .any(|d| matches!(d.source, Source::Segment { .. }));
+        let headers_read = headers_read(&plan, reads_segments);
         // A decision that could read what the client sent as the routing or shadow header (the
         // whole map, or a plan naming them) must not see it: those go before deciding.
         let mut strip_first = Vec::new();
@@ -134,6 +152,8 @@ impl Engine {
             strip_first,
             source_ip: plan.needs_source_ip(),
             reads_bodies: plan.outcomes.iter().any(|o| o.reads_body()),
+            numeric_outcomes,
+            reads_segments,
             measures: !rollout.checks.is_empty() || plan.ramp.is_some(),
             // Keyed by digest: counts of one policy never mix with another's, and a reload of
             // the same policy finds its rollout where it was.
@@ -220,16 +240,32 @@ impl Engine {
             self.window.record_request(now_ms, role);
         }
         bump(&mut self.tallies, self.catalogue.requests(arm));
-        // Segment values only label model outcomes: read them only when the plan has some.
-        let segment_values = if plan.outcomes.is_empty() {
-            Vec::new()
-        } else {
+        // Segment values label model outcomes and feed segment distributions: read them only
+        // when the plan has either.
+        let segment_values: Vec<u16> = if self.reads_segments {
             let segments = &plan.segments;
             segments
                 .iter()
                 .map(|s| segment_value_index(s, request.header(&s.header)))
                 .collect()
+        } else {
+            Vec::new()
         };
+        for d in &self.rollout.distributions {
+            let Source::Segment { segment } = d.source else {
+                continue;
+            };
+            let index = segment_values.get(usize::from(segment)).copied();
+            let bucket = d.bucket_of_index(index.unwrap_or(u16::MAX));
+            bump(
+                &mut self.tallies,
+                self.catalogue.distribution(arm, d.guard, bucket),
+            );
+            if let (Some(role), Some(first)) = (role, d.first_cell) {
+                self.window
+                    .record_bucket(now_ms, role, first, d.buckets, bucket);
+            }
+        }
         // Mark a request to mirror; otherwise drop a client's mark, unless it went already.
         let stripped = !self.strip_first.is_empty();
         let shadow = plan.shadow.as_ref().and_then(|s| {
@@ -421,10 +457,10 @@ fn mint_sticky_key(plan: &Plan, decision: &mut Decision, entropy: &[u8]) -> Opti
 }
 
 /// What [`Engine::headers_to_read`] holds for `plan`: the headers routing reads, and the
-/// segments' headers when outcomes are labelled by them.
-fn headers_read(plan: &Plan) -> Option<Arc<[String]>> {
+/// segments' headers when their values are read (`reads_segments`).
+fn headers_read(plan: &Plan, reads_segments: bool) -> Option<Arc<[String]>> {
     let mut names: Vec<&str> = plan.headers_read();
-    if !plan.outcomes.is_empty() {
+    if reads_segments {
         for segment in &plan.segments {
             if !names.contains(&segment.header.as_str()) {
                 names.push(&segment.header);

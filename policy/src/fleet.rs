@@ -26,7 +26,7 @@ use crate::catalogue::{
     CANARY_WEIGHT, CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, POLICY_STATE, RESETS,
     RESPONSES,
 };
-use crate::guard::{Counters, Layout, Outcomes};
+use crate::guard::{Cell, Counters, Layout, Outcomes};
 use crate::plan::Plan;
 
 /// The `[fleet]` section of a plan.
@@ -301,7 +301,15 @@ pub fn between(
     }
     c.resets = diff(before.resets, after.resets)?;
     c.requests = c.responses.iter().sum::<u32>().saturating_add(c.resets);
-    for (cell, &(outcome, key)) in c.outcomes.iter_mut().zip(&layout.cells) {
+    for (cell, kind) in c.outcomes.iter_mut().zip(&layout.cells) {
+        // A distribution's buckets are not in the fleet query yet: their local test still runs.
+        let Cell::Outcome {
+            outcome,
+            segment: key,
+        } = *kind
+        else {
+            continue;
+        };
         let Some(outcome) = plan.outcomes.get(usize::from(outcome)) else {
             continue;
         };

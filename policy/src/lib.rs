@@ -28,7 +28,7 @@ pub use engine::{
     Book, Edits, Engine, Exchange, FLEET_GUARD, FleetAnswer, InMemory, RampAt, Rewrite, Route,
     Sample, SharedData, Update, ramp_at,
 };
-pub use outcome::MAX_OUTCOME_BODY;
+pub use outcome::{MAX_OUTCOME_BODY, Reading};
 pub use plan::*;
 pub use request::{HeaderList, Request, cookie_value, query_value};
 pub use rollout::*;

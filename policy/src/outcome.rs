@@ -9,6 +9,14 @@ use json_path::Leaf;
 /// Response bodies longer than this are not parsed: the outcome is unknown, not guessed.
 pub const MAX_OUTCOME_BODY: usize = 64 * 1024;
 
+/// What one response says of one outcome: whether it is positive (for an outcome with a
+/// `positive` test) and its value as a number (when it is one), read in one pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reading {
+    pub positive: Option<bool>,
+    pub number: Option<f64>,
+}
+
 impl Outcome {
     /// Whether this outcome needs the response body (and so bounded buffering of it).
     pub fn reads_body(&self) -> bool {
@@ -17,24 +25,49 @@ impl Outcome {
 
     /// The outcome from a response header value: `None` when absent.
     pub fn from_header(&self, value: Option<&[u8]>) -> Option<bool> {
-        let text = std::str::from_utf8(value?).ok()?.trim();
-        Some(self.positive.holds_text(text))
+        self.read_header(value, false)?.positive
     }
 
     /// The outcome from a JSON response body: `None` when the body is too long, not JSON, or
     /// lacks the field.
     pub fn from_json_body(&self, body: &[u8]) -> Option<bool> {
+        self.read_json_body(body, false)?.positive
+    }
+
+    /// A response header's value, read as positive or not and, if `numeric`, as a number.
+    pub fn read_header(&self, value: Option<&[u8]>, numeric: bool) -> Option<Reading> {
+        let text = std::str::from_utf8(value?).ok()?.trim();
+        Some(Reading {
+            positive: self.positive.as_ref().map(|p| p.holds_text(text)),
+            number: numeric.then(|| text.parse::<f64>().ok()).flatten(),
+        })
+    }
+
+    /// A JSON body's field, read as positive or not and, if `numeric`, as a number (a JSON
+    /// number, or a string that parses as one). `None` when the body is too long, not JSON,
+    /// or lacks the field.
+    pub fn read_json_body(&self, body: &[u8], numeric: bool) -> Option<Reading> {
         let OutcomeSource::Json { path } = &self.source else {
             return None;
         };
         if body.len() > MAX_OUTCOME_BODY {
             return None;
         }
-        match json_path::read(body, path)? {
-            Leaf::Text(s) => Some(self.positive.holds_text(&s)),
-            Leaf::Number(n) => Some(self.positive.holds_number(&n)),
-            Leaf::Bool(b) => Some(self.positive.holds_text(if b { "true" } else { "false" })),
-        }
+        let positive = self.positive.as_ref();
+        Some(match json_path::read(body, path)? {
+            Leaf::Text(s) => Reading {
+                positive: positive.map(|p| p.holds_text(&s)),
+                number: numeric.then(|| s.trim().parse::<f64>().ok()).flatten(),
+            },
+            Leaf::Number(n) => Reading {
+                positive: positive.map(|p| p.holds_number(&n)),
+                number: numeric.then(|| n.as_f64()).flatten(),
+            },
+            Leaf::Bool(b) => Reading {
+                positive: positive.map(|p| p.holds_text(if b { "true" } else { "false" })),
+                number: None,
+            },
+        })
     }
 }
 
@@ -68,7 +101,7 @@ mod tests {
         Outcome {
             name: "flagged".into(),
             source: OutcomeSource::Json { path },
-            positive,
+            positive: Some(positive),
         }
     }
 
@@ -126,12 +159,51 @@ mod tests {
             source: OutcomeSource::Header {
                 name: "x-model-decision".into(),
             },
-            positive: Positive::Equals {
+            positive: Some(Positive::Equals {
                 any_of: vec!["flagged".into()],
-            },
+            }),
         };
         assert_eq!(o.from_header(Some(b"flagged")), Some(true));
         assert_eq!(o.from_header(Some(b"approved")), Some(false));
         assert_eq!(o.from_header(None), None);
+    }
+
+    #[test]
+    fn numeric_readings_come_with_the_binary_one_in_one_pass() {
+        let score = json_outcome(
+            vec![PathStep::Key("predictions".into()), PathStep::Index(0)],
+            Positive::Above { value: 0.5 },
+        );
+        let r = score
+            .read_json_body(br#"{"predictions": [0.93]}"#, true)
+            .unwrap();
+        assert_eq!((r.positive, r.number), (Some(true), Some(0.93)));
+        let r = score
+            .read_json_body(br#"{"predictions": ["0.25"]}"#, true)
+            .unwrap();
+        assert_eq!((r.positive, r.number), (Some(false), Some(0.25)));
+        let unread = score.read_json_body(br#"{"predictions": [0.93]}"#, false);
+        assert_eq!(unread.unwrap().number, None, "not asked for");
+        // A numeric outcome without a positive test reads numbers only.
+        let numeric = Outcome {
+            positive: None,
+            ..score
+        };
+        let r = numeric
+            .read_json_body(br#"{"predictions": [true]}"#, true)
+            .unwrap();
+        assert_eq!((r.positive, r.number), (None, None));
+        assert_eq!(numeric.from_json_body(br#"{"predictions": [0.9]}"#), None);
+        let header = Outcome {
+            name: "score".into(),
+            source: OutcomeSource::Header {
+                name: "x-score".into(),
+            },
+            positive: None,
+        };
+        assert_eq!(
+            header.read_header(Some(b" 0.5 "), true).unwrap().number,
+            Some(0.5)
+        );
     }
 }

@@ -6,13 +6,17 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Cidr;
-use crate::rollout::GuardMetric;
+use crate::rollout::{Distributed, GuardMetric};
 
 // Re-exported: they are part of the plan, and the crate root exports the plan's names.
 pub use crate::lane::{ArmId, Lane};
 
 /// The plan format this build reads and writes. A filter refuses any other value.
-pub const PLAN_FORMAT: u32 = 1;
+///
+/// 2: distribution guards (`GuardMetric::Distribution`) and outcomes without a `positive`
+/// (numeric outcomes); a format-1 plan would still parse, but its guards would be compiled by
+/// rules this build no longer promises, so it is refused with a pointer to `serin compile`.
+pub const PLAN_FORMAT: u32 = 2;
 
 /// The routing header the filter sets when a policy does not name one.
 pub const DEFAULT_ROUTING_HEADER: &str = "x-serin-arm";
@@ -259,20 +263,15 @@ impl Plan {
                 format: Option<u64>,
             }
             match serde_json::from_slice::<Peek>(bytes) {
-                Ok(Peek { format: Some(f) }) if f != u64::from(PLAN_FORMAT) => PlanError(format!(
-                    "plan format {f} is not supported: this filter reads format {PLAN_FORMAT}; recompile the policy with a matching `serin`"
+                Ok(Peek { format: Some(f) }) if f != u64::from(PLAN_FORMAT) => unsupported(f),
+                _ if bytes.trim_ascii_start().first() != Some(&b'{') => PlanError(format!(
+                    "plugin configuration is not a JSON object (a Serin plan): {e}"
                 )),
-                _ if bytes.trim_ascii_start().first() != Some(&b'{') => {
-                    PlanError(format!("plugin configuration is not a JSON object (a Serin plan): {e}"))
-                }
                 _ => PlanError(format!("invalid plan: {e}")),
             }
         })?;
         if plan.format != PLAN_FORMAT {
-            return Err(PlanError(format!(
-                "plan format {} is not supported: this filter reads format {PLAN_FORMAT}",
-                plan.format
-            )));
+            return Err(unsupported(u64::from(plan.format)));
         }
         plan.check()?;
         plan.check_rollout()?;
@@ -442,11 +441,20 @@ impl Plan {
             if g.arms.iter().any(|a| !arm_ok(*a)) {
                 return err(format!("guard `{}` watches a missing arm", g.name));
             }
-            if let GuardMetric::OutcomeRate {
-                outcome, segment, ..
-            } = &g.metric
-                && (usize::from(*outcome) >= self.outcomes.len()
-                    || segment.is_some_and(|s| usize::from(s) >= self.segments.len()))
+            let (outcome, segment) = match &g.metric {
+                GuardMetric::OutcomeRate {
+                    outcome, segment, ..
+                } => (Some(*outcome), *segment),
+                GuardMetric::Distribution {
+                    over: Distributed::Outcome { outcome, .. },
+                } => (Some(*outcome), None),
+                GuardMetric::Distribution {
+                    over: Distributed::Segment { segment },
+                } => (None, Some(*segment)),
+                _ => (None, None),
+            };
+            if outcome.is_some_and(|o| usize::from(o) >= self.outcomes.len())
+                || segment.is_some_and(|s| usize::from(s) >= self.segments.len())
             {
                 return err(format!(
                     "guard `{}` refers to a missing outcome or segment",
@@ -473,6 +481,21 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// Why a plan of format `found` is refused: an older plan needs the policy recompiled by this
+/// release's `serin compile`; a newer one needs a filter from the `serin` that wrote it.
+fn unsupported(found: u64) -> PlanError {
+    let why = if found < u64::from(PLAN_FORMAT) {
+        "the plan is older than this filter: recompile the policy with this release's \
+         `serin compile` and deploy the new plan"
+    } else {
+        "the plan is newer than this filter: deploy the filter from the same release as the \
+         `serin` that compiled it, or compile the policy with this release's `serin compile`"
+    };
+    PlanError(format!(
+        "plan format {found} is not supported: this filter reads format {PLAN_FORMAT}; {why}"
+    ))
 }
 
 /// A lower-case HTTP header name (an RFC 9110 token), as Envoy stores them.

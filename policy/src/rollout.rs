@@ -25,13 +25,17 @@ pub struct Segment {
     pub values: Vec<String>,
 }
 
-/// The model's decision on one response, reduced to positive or not.
+/// The model's decision on one response: reduced to positive or not when `positive` is set
+/// (what `outcome_rate` guards count), and read as a number (what `distribution` guards
+/// bucket) whenever the value is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub name: String,
     pub source: OutcomeSource,
-    pub positive: Positive,
+    /// `None`: a numeric outcome that only distribution guards read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<Positive>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +117,33 @@ pub enum GuardMetric {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_ratio_ppm: Option<u32>,
     },
+    /// The canary's histogram of a numeric outcome or of a segment attribute against
+    /// stable's, on fixed buckets: no bound, the null is "the same distribution".
+    Distribution { over: Distributed },
 }
+
+/// What a distribution guard buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Distributed {
+    /// A numeric outcome's value. Bucket `j` holds values at most `upper_bounds_millionths[j]`
+    /// (and above the previous bound); the last bucket, past every bound, is open. Millionths
+    /// keep the plan `Eq` and its digest exact, like the `*_ppm` fields.
+    Outcome {
+        /// Index into [`Plan::outcomes`](crate::Plan::outcomes).
+        outcome: u8,
+        /// Strictly increasing.
+        upper_bounds_millionths: Vec<i64>,
+    },
+    /// A segment attribute: its declared values, in the plan's (sorted) order, then `other`.
+    Segment {
+        /// Index into [`Plan::segments`](crate::Plan::segments).
+        segment: u8,
+    },
+}
+
+/// Millionths: the unit of a distribution's bucket bounds.
+pub const MILLIONTHS: f64 = 1e6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

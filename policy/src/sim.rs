@@ -3,7 +3,8 @@
 //! evidence in BENCHMARKS.md.
 //!
 //! A [`Scenario`] describes the traffic (arrival rate, per-arm error rates, lognormal
-//! latencies, outcome rates per segment value and the segment mix); [`run`] plays it `runs`
+//! latencies, outcome rates per segment value and the segment mix, a model score's
+//! distribution per arm); [`run`] plays it `runs`
 //! times with seeds `seed, seed + 1, …` against a plan's guards and ramp, and returns a
 //! [`Report`] that serializes to JSON and prints as a table ([`Report::table`]).
 //!
@@ -23,6 +24,7 @@ use crate::guard::power::{Baseline, CheckPower, TABLE_MULTIPLES};
 use crate::guard::{Params, Phase, Role, Rollout};
 use crate::plan::{Action, ArmId, KeySource, Plan, Reduce};
 use crate::request::HeaderList;
+use crate::rollout::{Distributed, GuardMetric, OutcomeSource, PathStep};
 
 /// One arm's behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,28 @@ pub struct ArmModel {
     pub positive_by_segment: Vec<f64>,
     /// Positive-outcome rate where no per-segment rate is given.
     pub positive_rate: f64,
+    /// The model's score on this arm, which the simulator writes into each successful
+    /// response where the plan's distribution guard reads it (the JSON body field or the
+    /// header of its outcome), so that the engine reads it the way it reads a proxy's.
+    /// `None`: responses carry no score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
+}
+
+/// A score's distribution: a normal, clipped to `[0, 1]` as a probability-like model score
+/// is. One simple family, drawn with the module's own generator: what a drift guard needs is
+/// two histograms that differ by a known amount, not a faithful model of any one model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Score {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Score {
+    pub fn draw(&self, rng: &mut SplitMix64) -> f64 {
+        (self.mean + self.sd.max(0.0) * rng.normal()).clamp(0.0, 1.0)
+    }
 }
 
 impl Default for ArmModel {
@@ -49,6 +73,7 @@ impl Default for ArmModel {
             latency_sigma: 0.5,
             positive_by_segment: Vec::new(),
             positive_rate: 0.05,
+            score: None,
         }
     }
 }
@@ -237,6 +262,7 @@ pub fn run_once(plan: &Plan, params: &Params, scenario: &Scenario, seed: u64) ->
     let horizon = f64::from(scenario.max_seconds) * 1000.0;
     let rate_per_ms = scenario.requests_per_second.max(1e-9) / 1000.0;
     let total_share: f64 = scenario.segment_mix.iter().map(|s| s.share.max(0.0)).sum();
+    let scores = ScoreAt::of(plan);
 
     let mut result = RunResult {
         seed,
@@ -313,20 +339,24 @@ pub fn run_once(plan: &Plan, params: &Params, scenario: &Scenario, seed: u64) ->
             model,
             segment,
             scenario.outcome,
+            scores.as_ref(),
             &mut rng,
             t,
         );
     }
 }
 
-/// The scenario's answer to a routed request sent at `t` (ms): latency, status and outcome drawn
-/// from the arm's model, and recorded as a proxy records them, when the response ends.
+/// The scenario's answer to a routed request sent at `t` (ms): latency, status, score and
+/// outcome drawn from the arm's model, and recorded as a proxy records them, when the response
+/// ends.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn respond(
     engine: &mut Engine,
     mut exchange: crate::Exchange,
     model: &ArmModel,
     segment: Option<usize>,
     outcome: u8,
+    scores: Option<&ScoreAt>,
     rng: &mut SplitMix64,
     t: f64,
 ) {
@@ -337,8 +367,29 @@ pub(crate) fn respond(
     } else {
         200
     };
-    engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
-    if status == 200 {
+    let score = model
+        .score
+        .filter(|_| status == 200)
+        .zip(scores)
+        .map(|(s, at)| (at, s.draw(rng)));
+    match score {
+        Some((ScoreAt::Header { name, .. }, x)) => {
+            let text = x.to_string().into_bytes();
+            let header = |h: &str| (h == name).then(|| text.clone());
+            engine.response_headers(&mut exchange, done, status, true, || false, header);
+        }
+        Some((ScoreAt::Body { prefix, suffix, .. }, x)) => {
+            let body = format!("{prefix}{x}{suffix}").into_bytes();
+            engine.response_headers(&mut exchange, done, status, false, || false, |_| None);
+            engine.response_body(&mut exchange, done, body.len(), true, || Some(body));
+        }
+        None => {
+            engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
+        }
+    }
+    // A score outcome that also has a positive test was counted from the score.
+    let scored = score.is_some_and(|(at, _)| at.outcome() == usize::from(outcome));
+    if status == 200 && !scored {
         let p = segment
             .and_then(|i| model.positive_by_segment.get(i))
             .copied()
@@ -347,6 +398,64 @@ pub(crate) fn respond(
         engine.record_outcome(&exchange, usize::from(outcome), positive, done);
     }
     engine.stream_done(exchange, done);
+}
+
+/// Where a response carries the score that the plan's first outcome distribution reads.
+#[derive(Debug, Clone)]
+pub(crate) enum ScoreAt {
+    Header {
+        outcome: usize,
+        name: String,
+    },
+    /// A JSON body with the score between `prefix` and `suffix`.
+    Body {
+        outcome: usize,
+        prefix: String,
+        suffix: String,
+    },
+}
+
+impl ScoreAt {
+    pub(crate) fn of(plan: &Plan) -> Option<ScoreAt> {
+        let outcome = plan.guards.iter().find_map(|g| match &g.metric {
+            GuardMetric::Distribution {
+                over: Distributed::Outcome { outcome, .. },
+            } => Some(usize::from(*outcome)),
+            _ => None,
+        })?;
+        Some(match &plan.outcomes.get(outcome)?.source {
+            OutcomeSource::Header { name } => ScoreAt::Header {
+                outcome,
+                name: name.clone(),
+            },
+            OutcomeSource::Json { path } => {
+                const MARK: &str = "\u{1}score";
+                let leaf = serde_json::Value::String(MARK.into());
+                let doc = path.iter().rev().fold(leaf, |inner, step| match step {
+                    PathStep::Key(k) => serde_json::json!({ k.as_str(): inner }),
+                    PathStep::Index(i) => {
+                        let mut items = vec![serde_json::Value::Null; *i as usize];
+                        items.push(inner);
+                        serde_json::Value::Array(items)
+                    }
+                });
+                let text = doc.to_string();
+                let mark = serde_json::Value::String(MARK.into()).to_string();
+                let (prefix, suffix) = text.split_once(&mark)?;
+                ScoreAt::Body {
+                    outcome,
+                    prefix: prefix.to_owned(),
+                    suffix: suffix.to_owned(),
+                }
+            }
+        })
+    }
+
+    fn outcome(&self) -> usize {
+        match self {
+            ScoreAt::Header { outcome, .. } | ScoreAt::Body { outcome, .. } => *outcome,
+        }
+    }
 }
 
 /// Builds a scenario's requests: a fresh user key where the plan's split reads it, and the

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use serin_policy::{HeaderList, Plan, Router};
+use serin_policy::{HeaderList, PLAN_FORMAT, Plan, Router};
 
 struct Counting;
 
@@ -36,18 +36,20 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn decide_does_not_allocate() {
-    let json = r#"{"format":1,"policy":"p","digest":"","routing_header":"x-serin-arm",
-        "arms":[{"name":"stable","value":"stable"},{"name":"canary","value":"canary"}],"stable":0,
+    let json = format!(
+        r#"{{"format":{PLAN_FORMAT},"policy":"p","digest":"","routing_header":"x-serin-arm",
+        "arms":[{{"name":"stable","value":"stable"}},{{"name":"canary","value":"canary"}}],"stable":0,
         "rules":[
-          {"name":"testers","all":[{"header":{"name":"x-tester","test":{"exact":"yes"}}}],"action":{"pin":{"arm":1}}},
-          {"name":"beta","all":[{"cookie":{"name":"beta","test":"present"}},{"query":{"name":"m","test":{"any_of":["v1","v2"]}}}],"action":{"pin":{"arm":1}}},
-          {"name":"office","all":[{"source_ip":{"any_of":["10.0.0.0/8"]}},{"path_prefix":{"any_of":["/admin"]}},{"method":{"any_of":["POST"]}}],"action":{"pin":{"arm":1}}}
+          {{"name":"testers","all":[{{"header":{{"name":"x-tester","test":{{"exact":"yes"}}}}}}],"action":{{"pin":{{"arm":1}}}}}},
+          {{"name":"beta","all":[{{"cookie":{{"name":"beta","test":"present"}}}},{{"query":{{"name":"m","test":{{"any_of":["v1","v2"]}}}}}}],"action":{{"pin":{{"arm":1}}}}}},
+          {{"name":"office","all":[{{"source_ip":{{"any_of":["10.0.0.0/8"]}}}},{{"path_prefix":{{"any_of":["/admin"]}}}},{{"method":{{"any_of":["POST"]}}}}],"action":{{"pin":{{"arm":1}}}}}}
         ],
-        "default":{"split":{"split":0}},
-        "splits":[{"key":[{"header":"x-user-id"},{"cookie":"uid"},{"query":"u"}],"hash":{"prefix":"fraud:","seed":42,"reduce":{"mul_shift":{"scale":10000}}},
-          "lanes":[{"arm":1,"start":0,"end":500}],"rest":0,"fallback":{"random_sticky":{"cookie":"serin-id","max_age_seconds":60}}}],
-        "override":{"header":"x-serin-force","token":{"header":"x-serin-token","value":"t"}},
-        "shadow":{"header":"x-serin-shadow","share":1000,"seed":9}}"#;
+        "default":{{"split":{{"split":0}}}},
+        "splits":[{{"key":[{{"header":"x-user-id"}},{{"cookie":"uid"}},{{"query":"u"}}],"hash":{{"prefix":"fraud:","seed":42,"reduce":{{"mul_shift":{{"scale":10000}}}}}},
+          "lanes":[{{"arm":1,"start":0,"end":500}}],"rest":0,"fallback":{{"random_sticky":{{"cookie":"serin-id","max_age_seconds":60}}}}}}],
+        "override":{{"header":"x-serin-force","token":{{"header":"x-serin-token","value":"t"}}}},
+        "shadow":{{"header":"x-serin-shadow","share":1000,"seed":9}}}}"#
+    );
     let plan = Plan::from_json(json.as_bytes()).expect("valid plan");
     let router = Router::new(plan.clone());
     let requests: [&[(&str, &str)]; 4] = [

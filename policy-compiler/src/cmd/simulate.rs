@@ -118,6 +118,21 @@ mod tests {
     }
 
     #[test]
+    fn a_drifted_score_is_rolled_back_by_the_distribution_guard() {
+        let mut s = scenario("score-drift.toml");
+        s.runs = 10;
+        let r = simulate(&fraud_policy(), "fraud-model.toml", &s)
+            .unwrap()
+            .runs;
+        assert_eq!(
+            r.rollbacks_by_guard.get("score drift"),
+            Some(&10),
+            "{}",
+            r.table()
+        );
+    }
+
+    #[test]
     fn a_failing_canary_is_rolled_back_in_every_run() {
         let mut s = scenario("errors-up.toml");
         s.runs = 20;

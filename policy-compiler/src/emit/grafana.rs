@@ -1,13 +1,16 @@
 //! `serin emit grafana`: a dashboard (JSON, Grafana's schema 39) for one policy: traffic share
 //! per arm, error rate, latency quantiles, outcome rate per segment value, rollout state and
-//! the ramped weight, with the guards' absolute thresholds drawn as lines.
+//! the ramped weight, with the guards' absolute thresholds drawn as lines, and each
+//! distribution guard's PSI against stable.
 
 use serde_json::{Value, json};
 use serin_policy::{GuardMetric, Plan};
 
+use serin_policy::catalogue::guard_label;
+
 use super::metrics::{
-    CANARY_WEIGHT, CLASS_5XX, DURATION, OUTCOMES, OUTCOMES_POSITIVE, REQUESTS, RESETS, RESPONSES,
-    ROLLOUT_STATE, STATES, ppm, slug, trim,
+    self, CANARY_WEIGHT, CLASS_5XX, DURATION, OUTCOMES, OUTCOMES_POSITIVE, REQUESTS, RESETS,
+    RESPONSES, ROLLOUT_STATE, STATES, ppm, slug, trim,
 };
 
 const DS: &str = "${datasource}";
@@ -213,6 +216,36 @@ pub fn dashboard(plan: &Plan) -> Value {
         vec![target(format!("max({CANARY_WEIGHT}) / 100"), "weight", 0)],
         &[],
     ));
+    // One panel per distribution guard: the PSI of each watched arm's histogram against
+    // stable's, what ML teams read for drift, with the conventional lines at 0.1 (moderate)
+    // and 0.25 (major) for reading only: the rollback is the proxies' sequential test.
+    let stable = &plan.arm(plan.stable).name;
+    for (i, g) in plan
+        .guards
+        .iter()
+        .filter(|g| matches!(g.metric, GuardMetric::Distribution { .. }))
+        .enumerate()
+    {
+        let label = guard_label(&g.name);
+        let targets = g
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(r, a)| {
+                let arm = &plan.arm(*a).name;
+                target(metrics::q::psi(arm, stable, &label, W), arm, r)
+            })
+            .collect();
+        panels.push(panel(
+            7 + i,
+            &format!("`{}`: PSI against {stable}'s distribution", g.name),
+            "none",
+            if i % 2 == 0 { 0 } else { 12 },
+            22 + 8 * (i as u32 / 2),
+            targets,
+            &[0.1, 0.25],
+        ));
+    }
     json!({
         "uid": format!("serin-{}", slug(&plan.policy)).chars().take(40).collect::<String>(),
         "title": format!("Serin: {}", plan.policy),

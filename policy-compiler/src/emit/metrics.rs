@@ -15,6 +15,7 @@ pub const RESETS: &str = catalogue::RESETS.name;
 pub const DURATION: &str = catalogue::DURATION.name;
 pub const OUTCOMES: &str = catalogue::OUTCOMES.name;
 pub const OUTCOMES_POSITIVE: &str = catalogue::OUTCOMES_POSITIVE.name;
+pub const DISTRIBUTION: &str = catalogue::DISTRIBUTION.name;
 pub const ROLLOUT_STATE: &str = catalogue::ROLLOUT_STATE.name;
 pub const CANARY_WEIGHT: &str = catalogue::CANARY_WEIGHT.name;
 
@@ -181,6 +182,24 @@ pub mod q {
             "(sum{by} (rate({OUTCOMES_POSITIVE}{{{sel}}}[{w}])) / sum{by} (rate({OUTCOMES}{{{sel}}}[{w}])))",
             by = seg.by()
         )
+    }
+
+    /// An arm's share of a distribution guard's observations per bucket (label `bucket`),
+    /// floored at 10^-4 so that an empty bucket keeps a logarithm. `guard` is the guard's
+    /// label value ([`catalogue::guard_label`]).
+    pub fn bucket_share(arm: &str, guard: &str, w: &str) -> String {
+        let sel = format!("{},guard={}", arm_sel(arm), quote(guard));
+        format!(
+            "clamp_min(sum by (bucket) (rate({DISTRIBUTION}{{{sel}}}[{w}])) / scalar(sum(rate({DISTRIBUTION}{{{sel}}}[{w}]))), 0.0001)"
+        )
+    }
+
+    /// The population stability index of `arm`'s histogram against `stable`'s over `w`:
+    /// `Σ (p_arm - p_stable) ln(p_arm / p_stable)` over the buckets, as the proxies report it
+    /// beside the test (up to the smoothing of empty buckets).
+    pub fn psi(arm: &str, stable: &str, guard: &str, w: &str) -> String {
+        let (a, b) = (bucket_share(arm, guard, w), bucket_share(stable, guard, w));
+        format!("sum(({a} - {b}) * ln({a} / {b}))")
     }
 
     /// Responses that carried the outcome, per segment value if `seg` names one (a sample count).
@@ -388,6 +407,11 @@ pub fn checks(plan: &Plan) -> Vec<Check> {
                         );
                     }
                 }
+                // No threshold to query: a distribution guard's null is "the same histogram",
+                // and only the proxies' sequential test can say when the evidence against it
+                // suffices (a fixed PSI cut-off would be a different, weaker test). Its PSI is
+                // on the dashboard ([`q::psi`]); its rollback fires `SerinRolledBack`.
+                GuardMetric::Distribution { .. } => {}
                 GuardMetric::OutcomeRate {
                     outcome,
                     segment,

@@ -35,8 +35,9 @@ fn envoy_validate_runs_the_filter_on_the_plan() {
         return;
     };
     let config = envoy::config(&plan("percent-canary.toml"), &options(&wasm));
-    assert!(config.contains(r#"{"format":1,"#), "{config}");
-    let broken = config.replacen(r#"{"format":1,"#, r#"{"format":99,"#, 1);
+    let format = format!(r#"{{"format":{},"#, serin_policy::PLAN_FORMAT);
+    assert!(config.contains(&format), "{config}");
+    let broken = config.replacen(&format, r#"{"format":99,"#, 1);
     let err = envoy_validate(&bin, &broken, "format-99").unwrap_err();
     assert!(err.contains("plan format 99"), "{err}");
 }

@@ -1,7 +1,9 @@
 //! End to end through the library: policy text in, plan out, decisions checked.
 
 use serin_compiler::compile_str;
-use serin_policy::{Action, HashSpec, HeaderList, Lane, Plan, Reduce, murmur3_x86_32};
+use serin_policy::{
+    Action, Distributed, GuardMetric, HashSpec, HeaderList, Lane, Plan, Reduce, murmur3_x86_32,
+};
 
 const MINIMAL: &str = r#"
 [policy]
@@ -57,6 +59,39 @@ fn plan_round_trips_and_digest_is_stable() {
     let back = Plan::from_json(a.to_json().as_bytes()).unwrap();
     assert_eq!(back, a);
     assert_eq!(serin_compiler::plan::digest(&back), a.digest);
+}
+
+#[test]
+fn a_distribution_guard_round_trips_through_the_plan() {
+    let source = format!(
+        "{MINIMAL}\n[segments.age_band]\nheader = \"x-age-band\"\nvalues = [\"65+\", \"18-64\"]\n\n[outcomes.score]\njson = \"predictions[0]\"\n\n[[guards]]\nname = \"score drift\"\nmetric = \"distribution\"\noutcome = \"score\"\nbuckets = [0.1, 0.3, 0.5]\n\n[[guards]]\nname = \"age mix\"\nmetric = \"distribution\"\nsegment = \"age_band\"\n"
+    );
+    let plan = compile_str(&source, "d.toml").unwrap().plan;
+    assert_eq!(plan.format, serin_policy::PLAN_FORMAT);
+    assert_eq!(plan.outcomes[0].positive, None, "a numeric outcome");
+    assert_eq!(
+        plan.guards[0].metric,
+        GuardMetric::Distribution {
+            over: Distributed::Outcome {
+                outcome: 0,
+                upper_bounds_millionths: vec![100_000, 300_000, 500_000],
+            }
+        }
+    );
+    assert_eq!(
+        plan.guards[1].metric,
+        GuardMetric::Distribution {
+            over: Distributed::Segment { segment: 0 }
+        }
+    );
+    let back = Plan::from_json(plan.to_json().as_bytes()).unwrap();
+    assert_eq!(back, plan);
+    // The engine lays out 4 + 3 cells and compiles one test per guard.
+    let rollout = serin_policy::guard::Rollout::from_plan(&back, Default::default());
+    assert_eq!(rollout.layout.cells.len(), 7);
+    assert!(rollout.layout.unplaced.is_empty());
+    assert_eq!(rollout.checks.len(), 2);
+    assert!(rollout.checks.iter().all(|c| c.distribution().is_some()));
 }
 
 #[test]

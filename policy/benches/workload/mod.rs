@@ -2,7 +2,7 @@
 //! `examples/decide_instructions.rs`, so that the instructions counted are those of the
 //! decisions timed.
 
-use serin_policy::Plan;
+use serin_policy::{PLAN_FORMAT, Plan};
 
 /// Ten rules over headers, cookies, query, path and method, then a 5% split by user id.
 pub fn ten_rule_plan() -> Plan {
@@ -19,7 +19,7 @@ pub fn ten_rule_plan() -> Plan {
         })
         .collect();
     let json = format!(
-        r#"{{"format":1,"policy":"bench","digest":"","routing_header":"x-serin-arm",
+        r#"{{"format":{PLAN_FORMAT},"policy":"bench","digest":"","routing_header":"x-serin-arm",
         "arms":[{{"name":"stable","value":"stable"}},{{"name":"canary","value":"canary"}}],"stable":0,
         "rules":[{}],"default":{{"split":{{"split":0}}}},
         "splits":[{{"key":[{{"header":"x-user-id"}}],"hash":{{"seed":1234,"reduce":{{"mul_shift":{{"scale":10000}}}}}},

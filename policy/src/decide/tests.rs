@@ -446,7 +446,18 @@ fn plans_with_bad_indices_or_formats_are_refused() {
     let mut bad = good.clone();
     bad.format = PLAN_FORMAT + 1;
     let e = Plan::from_json(bad.to_json().as_bytes()).unwrap_err().0;
-    assert!(e.contains("format 2 is not supported"), "{e}");
+    assert!(
+        e.contains(&format!("format {} is not supported", PLAN_FORMAT + 1)),
+        "{e}"
+    );
+    assert!(e.contains("newer than this filter"), "{e}");
+    let mut old = good.clone();
+    old.format = PLAN_FORMAT - 1;
+    let e = Plan::from_json(old.to_json().as_bytes()).unwrap_err().0;
+    assert!(
+        e.contains("older than this filter") && e.contains("serin compile"),
+        "{e}"
+    );
     let mut bad = good.clone();
     bad.arms[1].value = "can\r\nary".into();
     assert!(

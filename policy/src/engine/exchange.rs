@@ -1,7 +1,9 @@
 //! The response side of one request: what its stream keeps between callbacks, and how the
 //! engine measures the response (status class, latency, local replies, resets, outcomes).
 
+use crate::guard::drift::Source;
 use crate::guard::{Class, Role};
+use crate::outcome::Reading;
 use crate::plan::ArmId;
 use crate::rollout::OutcomeSource;
 use crate::{Engine, MAX_OUTCOME_BODY};
@@ -112,8 +114,9 @@ impl Engine {
             let outcome = &self.plan.outcomes[i];
             if let OutcomeSource::Header { name } = &outcome.source {
                 let value = header(name);
-                if let Some(positive) = outcome.from_header(value.as_deref()) {
-                    self.record_outcome(ex, i, positive, now_ms);
+                let reading = outcome.read_header(value.as_deref(), self.numeric_outcomes[i]);
+                if let Some(reading) = reading {
+                    self.record_reading(ex, i, reading, now_ms);
                 }
             }
         }
@@ -156,8 +159,9 @@ impl Engine {
         if end_of_stream && !ex.body_too_long {
             let body = std::mem::take(&mut ex.body);
             for i in 0..self.plan.outcomes.len() {
-                if let Some(positive) = self.plan.outcomes[i].from_json_body(&body) {
-                    self.record_outcome(ex, i, positive, now_ms);
+                let numeric = self.numeric_outcomes[i];
+                if let Some(reading) = self.plan.outcomes[i].read_json_body(&body, numeric) {
+                    self.record_reading(ex, i, reading, now_ms);
                 }
             }
         }
@@ -203,6 +207,40 @@ impl Engine {
             let cells = self.rollout.layout.cells_for(outcome as u8, value_of);
             for cell in cells {
                 self.window.record_outcome(at, role, cell, positive);
+            }
+        }
+    }
+
+    /// What a response said of outcome `outcome`: its binary outcome and its value.
+    fn record_reading(&mut self, ex: &Exchange, outcome: usize, reading: Reading, now_ms: u64) {
+        if let Some(positive) = reading.positive {
+            self.record_outcome(ex, outcome, positive, now_ms);
+        }
+        if let Some(value) = reading.number {
+            self.record_value(ex, outcome, value, now_ms);
+        }
+    }
+
+    /// Record a numeric outcome's value of `ex`'s response directly (a backend or a simulator
+    /// that reads outcomes its own way): every distribution guard over that outcome buckets
+    /// it, in the metrics and, for the arms a rollout compares, in the window.
+    pub fn record_value(&mut self, ex: &Exchange, outcome: usize, value: f64, now_ms: u64) {
+        let at = ex.responded_ms.unwrap_or(now_ms);
+        for d in &self.rollout.distributions {
+            if !matches!(d.source, Source::Outcome { outcome: o, .. } if usize::from(o) == outcome)
+            {
+                continue;
+            }
+            let Some(bucket) = d.bucket_of_value(value) else {
+                continue;
+            };
+            super::bump(
+                &mut self.tallies,
+                self.catalogue.distribution(ex.arm, d.guard, bucket),
+            );
+            if let (Some(role), Some(first)) = (ex.role, d.first_cell) {
+                self.window
+                    .record_bucket(at, role, first, d.buckets, bucket);
             }
         }
     }

@@ -119,7 +119,17 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
     }))
     .unwrap();
     let layout = Layout {
-        cells: vec![(0, Some((0, 1))), (0, None)],
+        cells: vec![
+            Cell::Outcome {
+                outcome: 0,
+                segment: Some((0, 1)),
+            },
+            Cell::Outcome {
+                outcome: 0,
+                segment: None,
+            },
+        ],
+        unplaced: Vec::new(),
     };
     let mut before = ArmTotals {
         responses: [100.0, 0.0, 2.0, 0.0],

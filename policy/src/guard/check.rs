@@ -1,6 +1,7 @@
 //! One sequential test of one guard bound: what it compares, and how a sub-window's counters
 //! move its statistic.
 
+use super::drift;
 use super::hist::Histogram;
 use super::params::Params;
 use super::power::Trial;
@@ -24,6 +25,9 @@ pub(super) enum Test {
     /// Canary's positive rate in `cell` against stable's times `rho0` (`below`: stable's
     /// against the canary's, for a lower bound).
     OutcomeRatio { cell: u8, below: bool, rho0: f64 },
+    /// The canary's histogram in `buckets` cells from `first` against stable's (see
+    /// [`super::drift`]).
+    Distribution { first: u8, buckets: u8 },
 }
 
 /// One sequential test of one guard bound (a guard with two bounds, or one per segment value,
@@ -47,9 +51,11 @@ type Counts = (u64, u64, u64, u64);
 impl Check {
     /// The statistical model of this check's bound, and whether its watched arm is stable (a
     /// lower bound on a ratio watches stable against the canary). Latency-ratio checks are
-    /// modelled at their nominal tail share.
-    pub fn model(&self) -> (Model, bool) {
-        match self.test {
+    /// modelled at their nominal tail share. `None` for a distribution check, which has no
+    /// bound: its null is "equal histograms" and its alternative is learnt
+    /// ([`super::drift`]).
+    pub fn model(&self) -> Option<(Model, bool)> {
+        Some(match self.test {
             Test::ErrorRate { p0 } | Test::LatencyAbove { p0, .. } => {
                 (Model::rate(p0, false), false)
             }
@@ -57,6 +63,15 @@ impl Check {
             Test::OutcomeRate { below, limit, .. } => (Model::rate(limit, below), false),
             Test::ErrorRatio { rho0 } => (Model::Ratio { rho0 }, false),
             Test::OutcomeRatio { below, rho0, .. } => (Model::Ratio { rho0 }, below),
+            Test::Distribution { .. } => return None,
+        })
+    }
+
+    /// A distribution check's cells: the first and how many.
+    pub fn distribution(&self) -> Option<(u8, u8)> {
+        match self.test {
+            Test::Distribution { first, buckets } => Some((first, buckets)),
+            _ => None,
         }
     }
 
@@ -68,14 +83,15 @@ impl Check {
         }
     }
 
-    /// This check's test as [`super::power`] plays it.
-    pub fn trial(&self, params: &Params) -> Trial {
-        Trial {
-            model: self.model().0,
+    /// This check's test as [`super::power`] plays it (a bound's test; `None` for a
+    /// distribution check, which [`super::power::slots_to_drift`] plays).
+    pub fn trial(&self, params: &Params) -> Option<Trial> {
+        Some(Trial {
+            model: self.model()?.0,
             design: self.design,
             min_samples: self.min_samples,
             bounds: params.bounds(),
-        }
+        })
     }
 
     /// Feed one completed sub-window's counters to this check's test. `reference` is stable's
@@ -89,12 +105,18 @@ impl Check {
         min_reference: u64,
         bounds: &Bounds,
     ) {
+        if let Test::Distribution { first, buckets } = self.test {
+            drift::feed(s, &drift::counts(first, buckets, stable, canary), bounds);
+            return;
+        }
         let Some((model, (xc, nc, xs, ns))) =
             self.counts(s, stable, canary, reference, min_reference)
         else {
             return;
         };
-        let (_, swapped) = self.model();
+        let Some((_, swapped)) = self.model() else {
+            return;
+        };
         let watched = if swapped {
             (xs, ns, xc, nc)
         } else {
@@ -126,8 +148,9 @@ impl Check {
             (u64::from(x), u64::from(o.total))
         };
         let join = |(xc, nc): (u64, u64), (xs, ns): (u64, u64)| (xc, nc, xs, ns);
-        let (model, _) = self.model();
+        let (model, _) = self.model()?;
         match self.test {
+            Test::Distribution { .. } => None,
             Test::ErrorRate { .. } | Test::ErrorRatio { .. } => {
                 Some((model, join(errors(canary), errors(stable))))
             }
@@ -210,6 +233,11 @@ impl Check {
                 let o = canary_w.outcomes[usize::from(cell)];
                 (limit, rate(u64::from(o.positive), u64::from(o.total)))
             }
+            // No bound: the null is equality, and the window's PSI is what people read.
+            Test::Distribution { first, buckets } => (
+                0.0,
+                drift::psi(&drift::counts(first, buckets, stable_w, canary_w)),
+            ),
             Test::OutcomeRatio {
                 cell, below, rho0, ..
             } => {

@@ -2,12 +2,13 @@
 //! ramped arm becomes one [`Check`], and outcome guards claim their cells in the [`Layout`].
 
 use super::check::{Check, Test};
+use super::drift::Distribution;
 use super::hist::Histogram;
-use super::layout::{Layout, segment_value_index};
+use super::layout::{Cell, Layout, segment_value_index};
 use super::machine::Rollout;
 use super::params::Params;
 use crate::plan::Plan;
-use crate::rollout::{GuardMetric, PPM};
+use crate::rollout::{Distributed, GuardMetric, PPM};
 
 fn ppm(x: u32) -> f64 {
     f64::from(x) / f64::from(PPM)
@@ -20,7 +21,8 @@ fn pct(x: f64) -> String {
 impl Rollout {
     /// Compile the guards and ramp of a checked plan. Guards or bounds the engine cannot
     /// evaluate (see the crate docs) are left out rather than refused; cells past
-    /// [`CELLS`](super::CELLS) are dropped.
+    /// [`CELLS`](super::CELLS) are dropped, and their guards listed in
+    /// [`Layout::unplaced`] (the compiler refuses such a policy with a diagnostic).
     pub fn from_plan(plan: &Plan, params: Params) -> Rollout {
         let canary = plan
             .ramp
@@ -35,6 +37,9 @@ impl Rollout {
             .filter(|&a| a != plan.stable);
         let mut layout = Layout::default();
         let mut checks = Vec::new();
+        // Every distribution guard buckets its values for the metrics; those that watch the
+        // ramped arm also get cells in the window.
+        let mut distributions = Distribution::of_plan(plan);
         for (gi, g) in plan.guards.iter().enumerate() {
             if !canary.is_some_and(|c| g.arms.contains(&c)) {
                 continue;
@@ -145,7 +150,11 @@ impl Rollout {
                         }
                     }
                     for (suffix, key) in cells {
-                        let Some(cell) = layout.cell((*outcome, key)) else {
+                        let Some(cell) = layout.cell(Cell::Outcome {
+                            outcome: *outcome,
+                            segment: key,
+                        }) else {
+                            layout.unplaced.push(guard);
                             continue;
                         };
                         let name = format!("{outcome_name}{suffix}");
@@ -183,6 +192,33 @@ impl Rollout {
                         }
                     }
                 }
+                GuardMetric::Distribution { over } => {
+                    let Some(d) = distributions.iter_mut().find(|d| d.guard == guard) else {
+                        continue;
+                    };
+                    let Some(first) = layout.buckets(guard, d.buckets) else {
+                        layout.unplaced.push(guard);
+                        continue;
+                    };
+                    d.first_cell = Some(first);
+                    let what = match over {
+                        Distributed::Outcome { outcome, .. } => plan
+                            .outcomes
+                            .get(usize::from(*outcome))
+                            .map_or("outcome", |o| &o.name),
+                        Distributed::Segment { segment } => plan
+                            .segments
+                            .get(usize::from(*segment))
+                            .map_or("segment", |s| &s.name),
+                    };
+                    push(
+                        format!("{what}_distribution == stable's ({} buckets)", d.buckets),
+                        Test::Distribution {
+                            first,
+                            buckets: d.buckets,
+                        },
+                    );
+                }
             }
         }
         Rollout {
@@ -199,6 +235,7 @@ impl Rollout {
             on_breach: plan.guards.iter().map(|g| g.on_breach).collect(),
             checks,
             layout,
+            distributions,
             params,
             ramps: true,
         }

@@ -8,6 +8,7 @@
 //! verdict can only change at the first tick after a sub-window completes, never earlier.
 
 use super::check::Check;
+use super::drift::Distribution;
 use super::hist::Histogram;
 use super::layout::Layout;
 use super::params::Params;
@@ -34,6 +35,8 @@ pub struct Rollout {
     pub on_breach: Vec<Breach>,
     pub checks: Vec<Check>,
     pub layout: Layout,
+    /// Every distribution guard of the plan (what a response's value is bucketed by).
+    pub distributions: Vec<Distribution>,
     pub params: Params,
     /// Whether this state machine advances the ramp. In fleet mode the proxy's own machine
     /// only rolls back or holds; the fleet's advances.

@@ -3,6 +3,8 @@
 //! - [`Window`]: per-arm counters (requests, responses by class, local replies, resets, a
 //!   latency [`Histogram`], model outcomes per cell) in a ring of sub-windows, with a fixed-size
 //!   encoding and an associative [`Window::merge`] for proxy-wasm shared data.
+//! - [`drift`]: the distribution guard's test (a plug-in sequential test of two histograms on
+//!   fixed buckets) and its population stability index.
 //! - [`sprt`]: the sequential test (a mixture SPRT with power against every breach, floored,
 //!   over a Bernoulli model and a conditional binomial model); see that module for the method
 //!   and its guarantees. [`power`] plays one test over synthetic traffic: what a guard can
@@ -29,13 +31,15 @@
 //! `max_ratio_ppm` (conditional binomial against stable); `latency` `max_ms` (share of canary
 //! requests at or above the bound, against `1 - quantile`) and `max_ratio_ppm` (the same, above
 //! `ratio ×` stable's quantile from a decayed reference histogram); `outcome_rate` bounds per
-//! segment value. Guards that do not watch the ramped arm are not evaluated. A guard's
+//! segment value; `distribution` one test of the canary's histogram against stable's
+//! ([`drift`]). Guards that do not watch the ramped arm are not evaluated. A guard's
 //! `window_seconds` does not bound the tests' memory: a sequential test must see each sample
 //! once and keep its evidence, and the healthy floor is what lets it notice a late regression.
 #![allow(clippy::module_inception)]
 
 mod check;
 mod compile;
+pub mod drift;
 mod hist;
 mod layout;
 mod machine;
@@ -47,8 +51,9 @@ mod state;
 mod window;
 
 pub use check::Check;
+pub use drift::Distribution;
 pub use hist::{BUCKETS, Histogram, SUB_BITS, bucket_of, lower_bound};
-pub use layout::{Layout, segment_value_index};
+pub use layout::{Cell, Layout, segment_value_index};
 pub use machine::{FULL_WEIGHT, Rollout};
 pub use params::Params;
 pub use report::{Evidence, Transition};

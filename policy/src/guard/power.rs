@@ -17,8 +17,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::check::Check;
+use super::drift;
+use super::layout::Cell;
 use super::machine::Rollout;
 use super::sprt::{Bounds, EFFECTS, Evidence, Model, Verdict};
+use super::state::CheckState;
 use crate::sim::SplitMix64;
 
 /// One guard bound's test, as the engine runs it.
@@ -261,16 +264,15 @@ impl Rollout {
         let canary = baseline.rps * baseline.canary_share.clamp(0.0, 1.0) * slot;
         let stable = baseline.rps * (1.0 - baseline.canary_share.clamp(0.0, 1.0)) * slot;
         let (rate, share) = match check.cell() {
-            Some(cell) => self
-                .layout
-                .cells
-                .get(usize::from(cell))
-                .map_or((0.0, 0.0), |key| (baseline.cell)(*key)),
+            Some(cell) => match self.layout.cells.get(usize::from(cell)) {
+                Some(Cell::Outcome { outcome, segment }) => (baseline.cell)((*outcome, *segment)),
+                _ => (0.0, 0.0),
+            },
             None => (baseline.error_rate, 1.0),
         };
         let (watched, other) = match check.model() {
-            (_, true) => (stable * share, canary * share),
-            (_, false) => (canary * share, stable * share),
+            Some((_, true)) => (stable * share, canary * share),
+            _ => (canary * share, stable * share),
         };
         Traffic {
             watched,
@@ -279,8 +281,11 @@ impl Rollout {
         }
     }
 
-    /// Every check's power under `baseline`: `runs` seeds per breach size, each run up to
-    /// `horizon_slots` sub-windows.
+    /// Every bound's check's power under `baseline`: `runs` seeds per breach size, each run
+    /// up to `horizon_slots` sub-windows. Distribution checks have no row: a table of
+    /// multiples of a limit means nothing for a test whose null is equality, and the drift
+    /// that matters depends on the score's shape, which no baseline knows
+    /// ([`slots_to_drift`] plays one against given histograms).
     pub fn power_table(
         &self,
         baseline: &Baseline,
@@ -292,8 +297,9 @@ impl Rollout {
         let canary_per_slot = baseline.rps * baseline.canary_share.clamp(0.0, 1.0) * slot;
         self.checks
             .iter()
-            .map(|c| {
-                let (trial, traffic) = (c.trial(&self.params), self.traffic(c, baseline));
+            .filter_map(|c| Some((c, c.trial(&self.params)?)))
+            .map(|(c, trial)| {
+                let traffic = self.traffic(c, baseline);
                 let catches = multiples
                     .iter()
                     .map(|&m| {
@@ -387,6 +393,73 @@ pub fn duration(s: f64) -> String {
     } else {
         format!("{:.1}h", s / 3600.0)
     }
+}
+
+/// What a distribution check sees per sub-window: each arm's expected observations and its
+/// bucket probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftTraffic {
+    pub canary: f64,
+    pub stable: f64,
+    pub canary_buckets: Vec<f64>,
+    pub stable_buckets: Vec<f64>,
+}
+
+/// Play one distribution test ([`super::drift`], the engine's own `feed`) over synthetic
+/// sub-windows until it calls a breach or has seen `max_slots`; the sub-windows consumed at
+/// the breach. Like [`slots_to_breach`], the arms' counts are their expected numbers rounded
+/// at random, and each arm's histogram is multinomial.
+pub fn slots_to_drift(
+    min_samples: u64,
+    bounds: &Bounds,
+    traffic: &DriftTraffic,
+    max_slots: u64,
+    seed: u64,
+) -> Option<u64> {
+    let mut rng = SplitMix64(seed ^ 0xD81F_7A11_5C0E_B0C5);
+    let mut state = CheckState::default();
+    let buckets = traffic.stable_buckets.len();
+    let mut counts = vec![[0u64; 2]; buckets];
+    for slot in 0..max_slots {
+        let n_c = round_at_random(&mut rng, traffic.canary);
+        let n_s = round_at_random(&mut rng, traffic.stable);
+        for (arm, (n, p)) in [
+            (n_c, &traffic.canary_buckets),
+            (n_s, &traffic.stable_buckets),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (j, x) in multinomial(&mut rng, n, p).into_iter().enumerate() {
+                counts[j][arm] = x;
+            }
+        }
+        drift::feed(&mut state, &counts, bounds);
+        if state.canary_samples >= min_samples && state.evidence.verdict(bounds) == Verdict::Breach
+        {
+            return Some(slot + 1);
+        }
+    }
+    None
+}
+
+/// `n` draws over buckets with probabilities `p` (normalised), by a binomial per bucket.
+pub fn multinomial(rng: &mut SplitMix64, n: u64, p: &[f64]) -> Vec<u64> {
+    let mut left = n;
+    let mut mass: f64 = p.iter().map(|x| x.max(0.0)).sum();
+    p.iter()
+        .map(|&q| {
+            let q = q.max(0.0);
+            let x = if mass > 0.0 {
+                binomial(rng, left, (q / mass).min(1.0))
+            } else {
+                0
+            };
+            left -= x;
+            mass -= q;
+            x
+        })
+        .collect()
 }
 
 /// `x` rounded down or up at random, with the chance of up its fractional part.
@@ -484,6 +557,54 @@ mod tests {
             "caught in {:.1}% of runs",
             100.0 * p.rate()
         );
+    }
+
+    /// 100 requests per second, 5% canary, a score on six buckets.
+    fn drift_traffic(canary_buckets: Vec<f64>) -> DriftTraffic {
+        DriftTraffic {
+            canary: 5.0,
+            stable: 95.0,
+            canary_buckets,
+            stable_buckets: vec![0.1, 0.2, 0.3, 0.2, 0.1, 0.1],
+        }
+    }
+
+    #[test]
+    fn a_drifted_score_is_caught_and_an_equal_one_is_not() {
+        let bounds = crate::guard::Params::default().bounds();
+        // A PSI near 0.2: mass moved from the low buckets to the high ones.
+        let shifted = drift_traffic(vec![0.05, 0.12, 0.28, 0.25, 0.15, 0.15]);
+        let p = Power::of(100, |seed| {
+            slots_to_drift(100, &bounds, &shifted, 3_600, seed)
+        });
+        assert!(
+            p.rate() >= 0.95,
+            "caught in {:.0}% of runs",
+            100.0 * p.rate()
+        );
+        // Equal histograms for an hour: Ville's bound (α = 0.3%) with room for the floor's
+        // restarts; a test that rolled back one run in ten would fail this.
+        let equal = drift_traffic(vec![0.1, 0.2, 0.3, 0.2, 0.1, 0.1]);
+        let p = Power::of(200, |seed| {
+            slots_to_drift(100, &bounds, &equal, 3_600, seed)
+        });
+        assert!(p.rate() <= 0.03, "{:.1}% false", 100.0 * p.rate());
+    }
+
+    #[test]
+    fn multinomial_draws_keep_their_total_and_their_shares() {
+        let mut rng = SplitMix64(5);
+        let p = [0.5, 0.25, 0.0, 0.25];
+        let mut sum = [0u64; 4];
+        for _ in 0..2_000 {
+            let x = multinomial(&mut rng, 20, &p);
+            assert_eq!(x.iter().sum::<u64>(), 20);
+            for (s, x) in sum.iter_mut().zip(x) {
+                *s += x;
+            }
+        }
+        assert_eq!(sum[2], 0);
+        assert!((sum[0] as f64 / 40_000.0 - 0.5).abs() < 0.02, "{sum:?}");
     }
 
     #[test]

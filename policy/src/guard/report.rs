@@ -42,10 +42,17 @@ pub struct Evidence {
     pub design_llr: f64,
     pub breach_at: f64,
     pub healthy_at: f64,
-    /// The bound under test: a rate, a ratio, or milliseconds.
+    /// The bound under test: a rate, a ratio, or milliseconds (0 for a distribution check,
+    /// whose null is "the same histogram as stable").
     pub limit: f64,
-    /// The same quantity measured over the current window, for reading (not what is tested).
+    /// The same quantity measured over the current window, for reading (not what is tested);
+    /// a distribution check's is the window's PSI.
     pub window_value: Option<f64>,
+    /// For distribution checks: the population stability index of the canary's histogram
+    /// against stable's over the current window (see [`super::drift::psi`]), for people; the
+    /// rollback is the sequential test's, beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<f64>,
     /// For latency checks: the threshold the last sub-window was tested against (µs).
     pub threshold_us: Option<f64>,
     /// Cumulative counts the test has consumed: events (errors, slow or positive responses)
@@ -94,6 +101,7 @@ impl Rollout {
                     healthy_at: bounds.healthy,
                     limit,
                     window_value,
+                    psi: c.distribution().and(window_value),
                     threshold_us: c.is_latency().then_some(s.threshold),
                     canary_events: s.canary_events,
                     canary_samples: s.canary_samples,

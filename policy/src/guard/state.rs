@@ -64,6 +64,9 @@ pub struct CheckState {
     pub stable_samples: u64,
     /// The latency threshold last tested (µs).
     pub threshold: f64,
+    /// A distribution test's cumulative `[canary, stable]` counts per bucket over the
+    /// consumed sub-windows: what its plug-in alternative is learnt from (empty for others).
+    pub buckets: Vec<[u64; 2]>,
 }
 
 /// Everything about a rollout that changes: shared between workers as bytes.
@@ -88,7 +91,10 @@ pub struct RolloutState {
 
 const STATE_MAGIC: [u8; 4] = *b"SRNS";
 /// 2: a log-likelihood ratio per mixture component (was one).
-const STATE_VERSION: u16 = 2;
+/// 3: each check's cumulative bucket counts (distribution guards).
+const STATE_VERSION: u16 = 3;
+/// Buckets a check's state may carry (a distribution has at most one per window cell).
+const MAX_BUCKETS: usize = super::window::CELLS;
 const MAX_DIGEST: usize = 256;
 const MAX_CHECKS: usize = 1024;
 
@@ -143,6 +149,11 @@ impl RolloutState {
                 out.extend_from_slice(&x.to_le_bytes());
             }
             out.extend_from_slice(&c.threshold.to_bits().to_le_bytes());
+            let buckets = &c.buckets[..c.buckets.len().min(MAX_BUCKETS)];
+            out.push(buckets.len() as u8);
+            for x in buckets.iter().flatten() {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
         }
         for c in &self.reference.counts {
             out.extend_from_slice(&c.to_le_bytes());
@@ -158,9 +169,10 @@ impl RolloutState {
         }
         // Version 1 held one statistic per check, of the fixed-alternative test. Its phase,
         // counts and reference still hold (a rollback survives the upgrade); its statistic
-        // means nothing to the mixture, which starts afresh.
+        // means nothing to the mixture, which starts afresh. Version 2 lacked the bucket
+        // counts, which only distribution guards (new with version 3) keep.
         let version = r.u16()?;
-        if version != STATE_VERSION && version != 1 {
+        if !(1..=STATE_VERSION).contains(&version) {
             return None;
         }
         let len = usize::from(r.u16()?);
@@ -199,14 +211,24 @@ impl RolloutState {
                     *s = if x.is_finite() { x } else { 0.0 };
                 }
             }
-            let c = CheckState {
+            let mut c = CheckState {
                 evidence,
                 canary_events: r.u64()?,
                 canary_samples: r.u64()?,
                 stable_events: r.u64()?,
                 stable_samples: r.u64()?,
                 threshold: r.f64()?,
+                buckets: Vec::new(),
             };
+            if version >= 3 {
+                let n = usize::from(r.u8()?);
+                if n > MAX_BUCKETS {
+                    return None;
+                }
+                for _ in 0..n {
+                    c.buckets.push([r.u64()?, r.u64()?]);
+                }
+            }
             checks.push(c);
         }
         let mut reference = Histogram::default();
@@ -235,10 +257,27 @@ impl RolloutState {
 mod tests {
     use super::*;
 
-    /// `state` as version 1 wrote it: one statistic per check.
+    const HEADER: usize = 4 + 2 + 2 + 1 + 2 + 2 + 1 + 4 * 8 + 2 + 2;
+
+    /// `state` (without bucket counts) as version 2 wrote it: no bucket counts.
+    fn version_2(state: &RolloutState) -> Vec<u8> {
+        let v3 = state.to_bytes();
+        let header = HEADER + state.digest.len();
+        let mut out = v3[..header].to_vec();
+        out[4..6].copy_from_slice(&2u16.to_le_bytes());
+        let chunk = 8 * EFFECTS + 40 + 1;
+        for c in v3[header..header + chunk * state.checks.len()].chunks(chunk) {
+            assert_eq!(c[chunk - 1], 0, "no bucket counts");
+            out.extend_from_slice(&c[..chunk - 1]);
+        }
+        out.extend_from_slice(&v3[header + chunk * state.checks.len()..]);
+        out
+    }
+
+    /// `state` (without bucket counts) as version 1 wrote it: one statistic per check.
     fn version_1(state: &RolloutState) -> Vec<u8> {
-        let v2 = state.to_bytes();
-        let header = 4 + 2 + 2 + state.digest.len() + 1 + 2 + 2 + 1 + 4 * 8 + 2 + 2;
+        let v2 = version_2(state);
+        let header = HEADER + state.digest.len();
         let mut out = v2[..header].to_vec();
         out[4..6].copy_from_slice(&1u16.to_le_bytes());
         let chunk = 8 * EFFECTS + 40;
@@ -248,6 +287,39 @@ mod tests {
         }
         out.extend_from_slice(&v2[header + chunk * state.checks.len()..]);
         out
+    }
+
+    #[test]
+    fn bucket_counts_round_trip_and_version_2_states_keep_everything_else() {
+        let mut drift = CheckState {
+            canary_samples: 40,
+            buckets: vec![[3, 30], [1, 70]],
+            ..CheckState::default()
+        };
+        drift.evidence.0 = [2.5; EFFECTS];
+        let mut state = RolloutState {
+            digest: "sha256:02".into(),
+            phase: Phase::Ramping { step: 1 },
+            started: true,
+            step_started_ms: 1,
+            step_canary: 2,
+            next_slot: 3,
+            last_tick_ms: 4,
+            approved: 1,
+            checks: vec![drift, CheckState::default()],
+            reference: Histogram::default(),
+        };
+        assert_eq!(
+            RolloutState::from_bytes(&state.to_bytes()),
+            Some(state.clone())
+        );
+        state.checks[0].buckets.clear();
+        let decoded = RolloutState::from_bytes(&version_2(&state)).expect("version 2 decodes");
+        assert_eq!(decoded, state);
+        let mut bad = state.to_bytes();
+        let at = HEADER + state.digest.len() + 8 * EFFECTS + 40;
+        bad[at] = (MAX_BUCKETS + 1) as u8;
+        assert_eq!(RolloutState::from_bytes(&bad), None, "too many buckets");
     }
 
     #[test]
@@ -275,7 +347,7 @@ mod tests {
         assert_eq!(decoded.checks[0].canary_samples, 900);
         assert_eq!(decoded.checks[0].evidence, Evidence::default());
         let mut bad = version_1(&state);
-        bad[4..6].copy_from_slice(&3u16.to_le_bytes());
+        bad[4..6].copy_from_slice(&4u16.to_le_bytes());
         assert_eq!(RolloutState::from_bytes(&bad), None, "an unknown version");
     }
 }

@@ -242,6 +242,27 @@ impl Window {
         }
     }
 
+    /// An observation in bucket `bucket` of a distribution whose `buckets` cells start at
+    /// `first`: `positive` in the bucket's cell, `total` in all of them (see
+    /// [`super::drift`]). Cells past [`CELLS`] are not counted.
+    pub fn record_bucket(&mut self, now_ms: u64, role: Role, first: u8, buckets: u8, bucket: u8) {
+        let (first, end) = (
+            usize::from(first),
+            usize::from(first) + usize::from(buckets),
+        );
+        if end > CELLS || bucket >= buckets {
+            return;
+        }
+        if let Some(c) = self.counters_mut(now_ms, role) {
+            for (i, o) in c.outcomes[first..end].iter_mut().enumerate() {
+                o.total = o.total.saturating_add(1);
+                if i == usize::from(bucket) {
+                    o.positive = o.positive.saturating_add(1);
+                }
+            }
+        }
+    }
+
     /// Add `other` into `self`. Per ring position the newer sub-window wins and equal ones add,
     /// so merging is commutative and associative. Windows with different slot lengths do not
     /// merge (returns `false`).
@@ -463,6 +484,21 @@ mod tests {
             shared.merge(w);
         }
         assert_eq!(shared, one);
+    }
+
+    #[test]
+    fn a_bucket_counts_in_its_cell_and_in_every_total_of_its_distribution() {
+        let mut w = Window::new(1000);
+        w.record_bucket(10, Role::Canary, 3, 4, 2);
+        w.record_bucket(20, Role::Canary, 3, 4, 0);
+        w.record_bucket(30, Role::Canary, 3, 4, 4);
+        w.record_bucket(30, Role::Canary, 14, 4, 0);
+        let c = w.totals(999, Role::Canary);
+        let cells: Vec<(u32, u32)> = c.outcomes[2..8]
+            .iter()
+            .map(|o| (o.positive, o.total))
+            .collect();
+        assert_eq!(cells, [(0, 0), (1, 2), (0, 2), (1, 2), (0, 2), (0, 0)]);
     }
 
     #[test]

@@ -374,7 +374,7 @@ fn an_unsorted_list_means_what_binary_search_makes_of_it() {
     // in this hand-written one. The router must miss it too.
     let list = ["c", "b", "a"].map(String::from).to_vec();
     for test in [Test::AnyOf(list.clone()), Test::NoneOf(list)] {
-        let mut plan = Plan::from_json(MINIMAL).unwrap();
+        let mut plan = minimal();
         let rule = |name: &str, test| Rule {
             name: "r".into(),
             all: vec![Matcher::Header {
@@ -395,11 +395,17 @@ fn an_unsorted_list_means_what_binary_search_makes_of_it() {
     }
 }
 
-const MINIMAL: &[u8] = br#"{"format":1,"policy":"t","digest":"","routing_header":"x-serin-arm","arms":[{"name":"stable","value":"stable"},{"name":"canary","value":"canary"}],"stable":0,"default":{"pin":{"arm":0}}}"#;
+/// A plan with two arms and nothing else, as JSON of this build's format.
+fn minimal() -> Plan {
+    let json = format!(
+        r#"{{"format":{PLAN_FORMAT},"policy":"t","digest":"","routing_header":"x-serin-arm","arms":[{{"name":"stable","value":"stable"}},{{"name":"canary","value":"canary"}}],"stable":0,"default":{{"pin":{{"arm":0}}}}}}"#
+    );
+    Plan::from_json(json.as_bytes()).unwrap()
+}
 
 #[test]
 fn a_plan_that_reads_one_value_is_read_by_name() {
-    let mut plan = Plan::from_json(MINIMAL).unwrap();
+    let mut plan = minimal();
     assert!(Router::new(plan.clone()).by_name, "reads nothing");
     plan.rules = vec![Rule {
         name: "r".into(),
@@ -429,10 +435,7 @@ fn names_past_the_slots_are_still_read() {
             action: Action::Pin { arm: 1 },
         })
         .collect();
-    let plan = Plan {
-        rules,
-        ..Plan::from_json(MINIMAL).unwrap()
-    };
+    let plan = Plan { rules, ..minimal() };
     let router = Router::new(plan.clone());
     assert!(!router.by_name);
     for i in 0..20 {
@@ -539,10 +542,7 @@ fn shortcuts_decide_as_the_plan_does() {
         "/v1/models/fraud:predict?trace=1&m2=v2",
     ];
     for rules in plans {
-        let plan = Plan {
-            rules,
-            ..Plan::from_json(MINIMAL).unwrap()
-        };
+        let plan = Plan { rules, ..minimal() };
         let router = Router::new(plan.clone());
         assert!(!router.by_name);
         for cookie in cookies {

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Requests, Scenario, SplitMix64, Summary, respond};
+use super::{Requests, Scenario, ScoreAt, SplitMix64, Summary, respond};
 use crate::catalogue::{
     CANARY_WEIGHT, CLASSES, OUTCOMES, OUTCOMES_POSITIVE, RESETS, RESPONSES, ROLLOUT_STATE,
 };
@@ -152,6 +152,7 @@ pub fn run_once(
     let canary: Option<ArmId> = (0..plan.arms.len() as ArmId)
         .find(|&a| proxies[0].engine.rollout().role_of(a) == Some(Role::Canary));
     let requests = Requests::new(plan, scenario);
+    let scores = ScoreAt::of(plan);
     let total_share: f64 = scenario.segment_mix.iter().map(|s| s.share.max(0.0)).sum();
     let rate_per_ms = scenario.requests_per_second.max(1e-9) / 1000.0;
     let horizon = f64::from(scenario.max_seconds) * 1000.0;
@@ -266,6 +267,7 @@ pub fn run_once(
             model,
             segment,
             scenario.outcome,
+            scores.as_ref(),
             &mut rng,
             t,
         );

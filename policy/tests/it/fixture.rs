@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use serin_policy::Plan;
-use serin_policy::sim::{ArmModel, Scenario, SegmentShare};
+use serin_policy::sim::{ArmModel, Scenario, Score, SegmentShare};
 
 /// A fraud model's canary: 5% → 25% → 50% of users, one minute each, watched by four guards.
 pub fn plan() -> Plan {
@@ -112,5 +112,62 @@ pub fn latency_plus_20(runs: u32, seed: u64) -> Scenario {
 pub fn elderly_flagged_twice(runs: u32, seed: u64) -> Scenario {
     let mut s = aa(runs, seed);
     s.canary.positive_by_segment = vec![0.05, 0.10];
+    s
+}
+
+/// The fixture with a model score read from the JSON body (`predictions[0]`) and one
+/// distribution guard on it, six buckets; a single ramp step at 20% that outlasts any run.
+pub fn score_plan() -> Plan {
+    let step = json!({ "weight": 2000, "min_duration_seconds": 86_400, "gates": ["healthy"], "lanes": lanes(2000) });
+    let mut plan = plan_with(json!([]), json!([step]));
+    plan.splits[0].lanes = serde_json::from_value(lanes(2000)).unwrap();
+    plan.outcomes.push(
+        serde_json::from_value(json!({
+            "name": "score",
+            "source": { "from": "json", "path": [{ "key": "predictions" }, { "index": 0 }] }
+        }))
+        .unwrap(),
+    );
+    plan.guards.push(
+        serde_json::from_value(json!({
+            "name": "score drift", "arms": [1], "window_seconds": 60, "min_samples": 100,
+            "on_breach": "rollback",
+            "metric": { "kind": "distribution", "over": { "from": "outcome", "outcome": 1,
+                        "upper_bounds_millionths": [200_000, 300_000, 400_000, 500_000, 600_000] } }
+        }))
+        .unwrap(),
+    );
+    plan.check_rollout().expect("the score fixture passes");
+    plan
+}
+
+/// Both arms score N(0.4, 0.15) (clipped to [0, 1]); 100 requests per second, five minutes.
+pub fn scores_equal(runs: u32, seed: u64) -> Scenario {
+    let arm = ArmModel {
+        score: Some(Score {
+            mean: 0.4,
+            sd: 0.15,
+        }),
+        ..ArmModel::default()
+    };
+    Scenario {
+        seed,
+        runs,
+        requests_per_second: 100.0,
+        max_seconds: 300,
+        stable: arm.clone(),
+        canary: arm,
+        ..Scenario::default()
+    }
+}
+
+/// The canary's score is 0.05 higher (a third of its spread): a PSI near 0.1 on the plan's
+/// buckets.
+pub fn scores_shifted(runs: u32, seed: u64) -> Scenario {
+    let mut s = scores_equal(runs, seed);
+    s.canary.score = Some(Score {
+        mean: 0.45,
+        sd: 0.15,
+    });
     s
 }

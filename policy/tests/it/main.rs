@@ -297,3 +297,33 @@ fn latency_spikes_that_hit_both_arms_do_not_roll_back() {
         );
     }
 }
+
+/// The whole path: the simulator writes each response's score into its JSON body, the engine
+/// reads it through the outcome's path, buckets it into the window, and the distribution
+/// guard's test rolls a shifted canary back and leaves an equal one alone.
+#[test]
+fn a_shifted_score_distribution_rolls_back_and_an_equal_one_does_not() {
+    let plan = fixture::score_plan();
+    let shifted = sim::run(&plan, &Params::default(), &fixture::scores_shifted(40, 1));
+    eprintln!("{}", shifted.table());
+    let caught = shifted
+        .rollbacks_by_guard
+        .get("score drift")
+        .copied()
+        .unwrap_or(0);
+    // Within five minutes at 20 canary requests a second: the bench puts the median near a
+    // few hundred canary requests, so a miss in more than 4 of 40 runs would be a defect.
+    assert!(caught >= 36, "{caught} of 40 rolled back");
+    let equal = sim::run(&plan, &Params::default(), &fixture::scores_equal(40, 1));
+    eprintln!("{}", equal.table());
+    // α = 0.3% per test: more than 2 of 40 (5%) would be far past it.
+    assert!(
+        equal.rolled_back <= 2,
+        "{} of 40 rolled back",
+        equal.rolled_back
+    );
+    assert_eq!(
+        equal.false_rollback_rate,
+        Some(f64::from(equal.rolled_back) / 40.0)
+    );
+}
