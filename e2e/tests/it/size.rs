@@ -18,9 +18,11 @@ const TARGET_BYTES: u64 = 150_000;
 /// immediate-abort and optimize_for_size, the request path at opt-level 2) + 3%. Lower it as
 /// the module shrinks.
 const CEILING_BYTES: u64 = 345_700;
-/// rustup's prebuilt std for wasm32 (a laptop's route): 385,297 bytes (2026-11-26, wasm-opt -Oz,
-/// the request path at opt-level 2) + 3%.
-const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 396_900;
+/// rustup's prebuilt std for wasm32 (a laptop's route, and CI's when rustup has the target):
+/// 453,342 bytes (2026-12-07: the mixture test, the distribution guard (+20.5 K) and fleet
+/// mode's answer reader and shared book (+42 K) on top of 390,354) + 3%. Issue 20 asks for
+/// 280 KB on every route; lower it as the module shrinks.
+const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 467_000;
 
 /// `SERIN_FILTER_WASM`, else target/filter.wasm.
 fn filter_path() -> PathBuf {
