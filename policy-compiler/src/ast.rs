@@ -56,6 +56,7 @@ pub struct Policy {
     pub override_: Option<OverrideDef>,
     pub shadow: Option<ShadowDef>,
     pub metrics: Option<MetricsDef>,
+    pub fleet: Option<FleetDef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -288,6 +289,21 @@ pub struct ShadowDef {
     pub share: S<Number>,
     pub header: Option<S<String>>,
     pub salt: Option<S<String>>,
+}
+
+/// `[fleet]`: judge on every proxy's evidence through Prometheus's HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetDef {
+    #[serde(skip)]
+    pub span: Span,
+    /// The proxy's cluster that reaches Prometheus.
+    pub cluster: S<String>,
+    pub authority: Option<S<String>>,
+    pub path: Option<S<String>>,
+    /// Seconds.
+    pub interval: Option<S<u64>>,
+    pub timeout: Option<S<u64>>,
+    pub memory: Option<S<u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

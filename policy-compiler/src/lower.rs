@@ -22,6 +22,7 @@ pub mod keys {
         "override",
         "shadow",
         "metrics",
+        "fleet",
     ];
     pub const POLICY: &[&str] = &["name", "description", "routing_header", "stable"];
     pub const ARM: &[&str] = &["value", "description"];
@@ -70,6 +71,14 @@ pub mod keys {
     pub const TOKEN: &[&str] = &["header", "value"];
     pub const SHADOW: &[&str] = &["share", "header", "salt"];
     pub const METRICS: &[&str] = &["labels", "latency_buckets_ms"];
+    pub const FLEET: &[&str] = &[
+        "cluster",
+        "authority",
+        "path",
+        "interval",
+        "timeout",
+        "memory",
+    ];
 }
 
 const TOP_LEVEL: &str = "the policy file";
@@ -498,6 +507,29 @@ impl Lower {
             })
         });
 
+        let fleet = top.node("fleet").and_then(|n| {
+            let t = self.table(n, "fleet", keys::FLEET)?;
+            let cluster = self.req_string(&t, "cluster")?;
+            let mut duration = |key: &str| {
+                t.node(key)
+                    .and_then(|n| self.duration(n, &format!("fleet.{key}")))
+            };
+            let (interval, timeout, memory) = (
+                duration("interval"),
+                duration("timeout"),
+                duration("memory"),
+            );
+            Some(FleetDef {
+                span: t.span.clone(),
+                cluster,
+                authority: self.opt_string(&t, "authority"),
+                path: self.opt_string(&t, "path"),
+                interval,
+                timeout,
+                memory,
+            })
+        });
+
         Some(Policy {
             name: name?,
             description,
@@ -516,6 +548,7 @@ impl Lower {
             override_,
             shadow,
             metrics,
+            fleet,
         })
     }
 

@@ -24,7 +24,7 @@ pub fn build(c: Checked) -> Plan {
         guards: c.rollout.guards,
         ramp: c.rollout.ramp,
         metrics: c.rollout.metrics,
-        fleet: None,
+        fleet: c.fleet,
     };
     plan.digest = digest(&plan);
     plan

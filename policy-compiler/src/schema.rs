@@ -237,6 +237,14 @@ pub fn schema() -> Value {
                 "header": string("The header the filter sets on requests to mirror. Default `x-serin-shadow`."),
                 "salt": string("Salt of the mirroring hash."),
             }), &["share"]),
+            "fleet": obj("Judge on every proxy's evidence through Prometheus's HTTP API.", json!({
+                "cluster": string("The proxy's cluster that reaches Prometheus (in Istio, `outbound|9090||prometheus.istio-system.svc.cluster.local`)."),
+                "authority": string("The `:authority` of the query. Default: the cluster name."),
+                "path": string("The instant-query path. Default `/api/v1/query`."),
+                "interval": duration("How often each proxy asks. Default 5s."),
+                "timeout": duration("How long an answer may take, shorter than the interval. Default 2s."),
+                "memory": duration("How long a rollback any proxy reported is remembered. Default 24h."),
+            }), &["cluster"]),
             "metrics": obj("What the filter exports.", json!({
                 "labels": { "type": "array", "items": { "enum": ["arm", "rule", "segment", "class", "outcome"] } },
                 "latency_buckets_ms": { "type": "array", "items": { "type": "number", "exclusiveMinimum": 0 } },
@@ -304,6 +312,7 @@ mod tests {
         );
         assert_eq!(props(&s, &["properties", "shadow"]), sorted(keys::SHADOW));
         assert_eq!(props(&s, &["properties", "metrics"]), sorted(keys::METRICS));
+        assert_eq!(props(&s, &["properties", "fleet"]), sorted(keys::FLEET));
         assert_eq!(
             props(&s, &["properties", "segments", "additionalProperties"]),
             sorted(keys::SEGMENT)

@@ -42,6 +42,7 @@ pub struct Checked {
     pub override_: Option<Override>,
     pub shadow: Option<Shadow>,
     pub rollout: rollout::Rollout,
+    pub fleet: Option<serin_policy::fleet::Fleet>,
 }
 
 pub fn validate(policy: &Policy) -> Result<Checked, Vec<Diagnostic>> {
@@ -222,6 +223,7 @@ pub fn validate(policy: &Policy) -> Result<Checked, Vec<Diagnostic>> {
     let override_ = policy.override_.as_ref().map(|o| override_(&mut cx, o));
     let shadow = policy.shadow.as_ref().map(|s| shadow(&mut cx, s));
     let rollout = rollout::validate(&mut cx, &split_names, &splits);
+    let fleet = policy.fleet.as_ref().and_then(|f| fleet(&mut cx, f));
 
     if cx.errors.is_empty() {
         Ok(Checked {
@@ -236,6 +238,7 @@ pub fn validate(policy: &Policy) -> Result<Checked, Vec<Diagnostic>> {
             override_,
             shadow,
             rollout,
+            fleet,
         })
     } else {
         Err(cx.errors)
@@ -843,4 +846,68 @@ fn shadow(cx: &mut Ctx<'_>, s: &ShadowDef) -> Shadow {
         share,
         seed: salt_seed(&salt),
     }
+}
+
+/// `[fleet]`: an interval of at least a second, a timeout that ends before the next query, a
+/// memory that outlasts an interval, and a cluster name Envoy accepts.
+fn fleet(cx: &mut Ctx<'_>, f: &FleetDef) -> Option<serin_policy::fleet::Fleet> {
+    let errors = cx.errors.len();
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:|".contains(&b))
+    };
+    if !valid_name(&f.cluster.v) {
+        cx.err(
+            Diagnostic::error("fleet", format!("`{}` is not a cluster name", f.cluster.v), f.cluster.span.clone())
+                .with_label("not a cluster name")
+                .with_help("name the proxy's cluster that reaches Prometheus: letters, digits and `-_.:|` (Istio's are like `outbound|9090||prometheus.istio-system.svc.cluster.local`)"),
+        );
+    }
+    let seconds = |d: &Option<S<u64>>, default: u64| d.as_ref().map_or(default, |d| d.v);
+    let interval = seconds(&f.interval, 5);
+    let timeout = seconds(&f.timeout, 2);
+    let memory = seconds(&f.memory, 86_400);
+    if let Some(i) = f.interval.as_ref().filter(|i| i.v == 0 || i.v > 3_600) {
+        cx.err(
+            Diagnostic::error("range", "`fleet.interval` must be between 1s and 1h", i.span.clone())
+                .with_label("out of range")
+                .with_help("5s to 15s suits a 1s to 5s scrape: the proxies agree within one interval plus one scrape"),
+        );
+    }
+    if let Some(t) = f.timeout.as_ref().filter(|t| t.v == 0 || t.v >= interval) {
+        cx.err(
+            Diagnostic::error(
+                "range",
+                "`fleet.timeout` must be at least 1s and shorter than `fleet.interval`",
+                t.span.clone(),
+            )
+            .with_label(format!("the interval is {interval}s"))
+            .with_help("an answer that comes after the next query was sent is of no use"),
+        );
+    }
+    if let Some(m) = f.memory.as_ref().filter(|m| m.v < interval.max(300)) {
+        cx.err(
+            Diagnostic::error("range", "`fleet.memory` must be at least 5m and an interval", m.span.clone())
+                .with_label("too short to outlast a restart")
+                .with_help("how long a rollback is remembered when every proxy restarts; Prometheus must keep its samples as long (its retention)"),
+        );
+    }
+    if cx.errors.len() > errors {
+        return None;
+    }
+    Some(serin_policy::fleet::Fleet {
+        cluster: f.cluster.v.clone(),
+        authority: f
+            .authority
+            .as_ref()
+            .map_or_else(|| f.cluster.v.clone(), |a| a.v.clone()),
+        path: f
+            .path
+            .as_ref()
+            .map_or_else(|| "/api/v1/query".to_owned(), |p| p.v.clone()),
+        interval_ms: (interval * 1000) as u32,
+        timeout_ms: (timeout * 1000) as u32,
+        memory_seconds: memory.min(u64::from(u32::MAX)) as u32,
+    })
 }

@@ -356,11 +356,20 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
         routes(plan),
         http_filters,
     );
-    let clusters = plan
+    let mut clusters: Vec<Value> = plan
         .arms
         .iter()
         .zip(&ups)
-        .map(|(arm, u)| cluster(&arm.name, u));
+        .map(|(arm, u)| cluster(&arm.name, u))
+        .collect();
+    // Fleet mode: the cluster the filter queries Prometheus through, at the authority's address.
+    if let Some(fleet) = &plan.fleet {
+        let (host, port) = match fleet.authority.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), p.parse().unwrap_or(9090)),
+            _ => (fleet.authority.clone(), 9090),
+        };
+        clusters.push(cluster(&fleet.cluster, &Upstream { host, port }));
+    }
     let mut root = vec![
         ("admin", map([("address", socket("127.0.0.1", opts.admin))])),
         ("stats_config", stats_config(plan)),
