@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use serin_policy::fleet::MAX_ANSWER_BYTES;
 use serin_policy::guard::Params;
 use serin_policy::{Engine, Plan};
 
@@ -35,7 +36,33 @@ struct Root {
     worker: Option<Rc<Worker>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// Fleet mode: Prometheus's answer (or its absence: a timeout or a reset has no status).
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _: usize) {
+        let Some(worker) = &self.worker else { return };
+        let status = self.get_http_call_response_header(":status");
+        // Read no more than the engine would accept: a huge answer never enters the VM.
+        let body = (body_size <= MAX_ANSWER_BYTES)
+            .then(|| self.get_http_call_response_body(0, body_size))
+            .flatten()
+            .unwrap_or_default();
+        let answer = match status.as_deref() {
+            Some("200") if body_size <= MAX_ANSWER_BYTES => Ok(body.as_slice()),
+            Some("200") => Err(format!("an answer of {body_size} bytes")),
+            Some(s) => Err(format!("status {s}")),
+            None => Err("no answer (a timeout or a reset)".to_owned()),
+        };
+        let now = host::now_ms(self);
+        let mut engine = worker.engine.borrow_mut();
+        let outcome = engine.fleet_answer(now, answer, &mut SharedData);
+        if let Some(refused) = outcome.refused {
+            log::warn!("serin: {refused}; keeping the local rollout");
+        }
+        if let Some(t) = outcome.transition {
+            log::warn!("serin: rollout transition {}", t.log_line());
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -69,8 +96,35 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if let Some(worker) = &self.worker {
-            tick(worker, host::now_ms(self));
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let now = host::now_ms(self);
+        tick(&worker, now);
+        // Fleet mode: one worker per proxy asks Prometheus each interval.
+        let call = worker.engine.borrow_mut().fleet_call(now, &mut SharedData);
+        if let Some(call) = call {
+            let headers = vec![
+                (":method", "GET"),
+                (":path", call.path.as_str()),
+                (":authority", call.authority.as_str()),
+            ];
+            let timeout = std::time::Duration::from_millis(u64::from(call.timeout_ms));
+            if let Err(status) =
+                self.dispatch_http_call(&call.cluster, headers, None, vec![], timeout)
+            {
+                let failed = Err(format!(
+                    "cannot call cluster `{}`: {status:?}",
+                    call.cluster
+                ));
+                let outcome = worker
+                    .engine
+                    .borrow_mut()
+                    .fleet_answer(now, failed, &mut SharedData);
+                if let Some(refused) = outcome.refused {
+                    log::warn!("serin: {refused}; keeping the local rollout");
+                }
+            }
         }
     }
 
