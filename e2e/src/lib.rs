@@ -5,10 +5,12 @@ pub mod bench;
 mod envoy;
 mod load;
 pub mod probe;
+mod prometheus;
 mod stack;
 
 pub use envoy::Envoy;
 pub use load::Load;
+pub use prometheus::Prometheus;
 pub use stack::{Ports, Reply, Stack, front_config, upstream_config};
 
 use std::path::PathBuf;

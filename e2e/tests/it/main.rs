@@ -4,6 +4,7 @@
 mod config;
 mod conformance;
 mod faults;
+mod fleet;
 mod rollout;
 mod routing;
 mod size;

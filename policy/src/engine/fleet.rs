@@ -148,9 +148,14 @@ impl Engine {
             };
             let canary = cx.rollout.canary.and_then(counts);
             if let (Some(stable), Some(canary)) = (counts(self.plan.stable), canary) {
+                // The fleet's verdict names its guard as `fleet: <guard>` in the log.
                 transition = cx
                     .rollout
-                    .judge(&mut state, now_ms, &stable, &canary, &self.window);
+                    .judge(&mut state, now_ms, &stable, &canary, &self.window)
+                    .map(|mut t| {
+                        t.cause = format!("fleet: {}", t.cause);
+                        t
+                    });
             }
             // Lockstep: a live proxy already at a later step pulls this one there.
             let behind = |step: u16| {

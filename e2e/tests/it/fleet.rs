@@ -1,0 +1,148 @@
+//! Fleet mode in real Envoy: three front proxies, each with its own upstreams, and a real
+//! Prometheus scraping their admin `/stats/prometheus` every second and answering their fleet
+//! queries.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serin_e2e::{Load, Paths, Prometheus, Stack, free_port};
+
+use crate::compile;
+use crate::rollout::ROLLED_BACK;
+
+const INTERVAL_S: u64 = 2;
+const SCRAPE_MS: u32 = 1_000;
+
+fn policy(prometheus_port: u16) -> String {
+    format!(
+        r#"
+[policy]
+name = "e2e-fleet"
+[arms.stable]
+[arms.canary]
+[split]
+key = ["header:x-user-id"]
+salt = "e2e-fleet"
+weights = {{ canary = 20 }}
+fallback = "stable"
+[guard_defaults]
+window = "1m"
+min_samples = 100
+[[guards]]
+name = "error rate"
+metric = "error_rate"
+max = 0.02
+[fleet]
+cluster = "prometheus"
+authority = "127.0.0.1:{prometheus_port}"
+interval = "{INTERVAL_S}s"
+timeout = "1s"
+memory = "5m"
+"#
+    )
+}
+
+/// A faulty canary, and the traffic uneven: the first proxy carries nearly all of it, the other
+/// two a trickle (20 requests a second each), too little to reach their own `min_samples` for
+/// half a minute. The first proxy rolls back on its own evidence; the others learn it from
+/// Prometheus within one query interval plus one scrape.
+#[test]
+fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
+    let Some(paths) =
+        Paths::for_test("a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape")
+    else {
+        return;
+    };
+    let prometheus_port = free_port();
+    let plan = compile(&policy(prometheus_port), "e2e-fleet.toml");
+    let stacks: Vec<Stack> = (0..3)
+        .map(|_| Stack::start_with(&paths, &plan, 1).expect("envoy starts"))
+        .collect();
+    let admins: Vec<u16> = stacks.iter().map(|s| s.ports.admin).collect();
+    let _prometheus = match Prometheus::start(prometheus_port, &admins, SCRAPE_MS) {
+        Ok(p) => p,
+        Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => panic!("{e}"),
+        Err(e) => {
+            eprintln!("SKIPPED a_rollback_reaches_every_proxy: {e}");
+            return;
+        }
+    };
+    for s in &stacks {
+        s.set_upstream_runtime("fault.http.abort.abort_percent", 10)
+            .unwrap();
+    }
+    let busy = Load::default();
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let rolled_back: Vec<Option<Duration>> = std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (busy, stack) = (&busy, &stacks[0]);
+            scope.spawn(move || busy.run(stack, t));
+        }
+        for (i, stack) in stacks.iter().enumerate().skip(1) {
+            let stop = &stop;
+            scope.spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let user = format!("light{i}-u{n}");
+                    let _ = stack.send("/", &[("x-user-id", &user)]);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+        let mut at: Vec<Option<Duration>> = vec![None; stacks.len()];
+        while start.elapsed() < Duration::from_secs(90) && at.iter().any(Option::is_none) {
+            for (i, s) in stacks.iter().enumerate() {
+                if at[i].is_none() && s.prometheus("serin_rollout_state") == Some(ROLLED_BACK) {
+                    at[i] = Some(start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        busy.stop.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        at
+    });
+    for (i, s) in stacks.iter().enumerate() {
+        let log = s.front.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("rollout transition") || l.contains("fleet"))
+            .collect();
+        eprintln!(
+            "proxy {i}: rolled back at {:?}\n  {}",
+            rolled_back[i],
+            lines.join("\n  ")
+        );
+    }
+    let times: Vec<Duration> = rolled_back
+        .iter()
+        .map(|t| t.expect("every proxy rolls back within 90 s"))
+        .collect();
+    let first = *times.iter().min().unwrap();
+    let last = *times.iter().max().unwrap();
+    // One query interval plus one scrape; then the state gauge shows it at the filter's next
+    // tick (1 s), and this poll reads it (0.1 s, and a margin for a loaded machine).
+    let bound =
+        Duration::from_secs(INTERVAL_S) + Duration::from_millis(u64::from(SCRAPE_MS) + 2_000);
+    eprintln!(
+        "first {first:?}, last {last:?}, spread {:?} (bound {bound:?})",
+        last - first
+    );
+    assert!(
+        last - first <= bound,
+        "spread {:?} above {bound:?}",
+        last - first
+    );
+    // The light proxies learnt it from the fleet, not from their own few requests.
+    for s in &stacks[1..] {
+        let log = s.front.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("rollout transition") && l.contains(r#""cause":"fleet"#)),
+            "a light proxy rolled back on its own:\n{}",
+            s.front.log_tail(20)
+        );
+    }
+}
