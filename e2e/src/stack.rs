@@ -93,6 +93,11 @@ pub struct Stack {
     pub upstreams: Envoy,
     pub ports: Ports,
     agent: ureq::Agent,
+    /// The front's config and how to start it again ([`Stack::restart_front`]).
+    front_yaml: String,
+    envoy: std::path::PathBuf,
+    root: std::path::PathBuf,
+    workers: u32,
 }
 
 /// What a request got back.
@@ -144,7 +149,25 @@ impl Stack {
             upstreams,
             ports,
             agent,
+            front_yaml,
+            envoy: paths.envoy.clone(),
+            root: paths.root.clone(),
+            workers,
         })
+    }
+
+    /// Stop the front Envoy and start it again on the same config and ports, as a pod that
+    /// restarts: its workers' shared data and counters start afresh.
+    pub fn restart_front(&mut self) -> Result<(), String> {
+        self.front.terminate()?;
+        self.front = Envoy::start(
+            &self.envoy,
+            &self.front_yaml,
+            self.ports.admin,
+            &self.root,
+            self.workers,
+        )?;
+        Ok(())
     }
 
     /// Change the upstreams' runtime (fault injection, flag rates; see envoy-config/upstreams.yaml).

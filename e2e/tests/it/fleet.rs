@@ -55,7 +55,7 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
     };
     let prometheus_port = free_port();
     let plan = compile(&policy(prometheus_port), "e2e-fleet.toml");
-    let stacks: Vec<Stack> = (0..3)
+    let mut stacks: Vec<Stack> = (0..3)
         .map(|_| Stack::start_with(&paths, &plan, 1).expect("envoy starts"))
         .collect();
     let admins: Vec<u16> = stacks.iter().map(|s| s.ports.admin).collect();
@@ -143,6 +143,46 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
                 .any(|l| l.contains("rollout transition") && l.contains(r#""cause":"fleet"#)),
             "a light proxy rolled back on its own:\n{}",
             s.front.log_tail(20)
+        );
+    }
+
+    // A proxy that restarts after the fleet rolled back joins (routing to stable), hears of the
+    // rollback at its first answer, and sends nothing to the canary; so do all three when they
+    // restart at once, as long as Prometheus remembers (`memory`).
+    stacks[1].restart_front().expect("proxy 1 restarts");
+    assert_rolled_back_and_stable(&stacks[1..2]);
+    for s in stacks.iter_mut() {
+        s.restart_front().expect("every proxy restarts");
+    }
+    assert_rolled_back_and_stable(&stacks);
+}
+
+/// Each proxy reports a rollback within an interval, a scrape and a tick of starting, and
+/// serves 300 new users from stable only.
+fn assert_rolled_back_and_stable(stacks: &[Stack]) {
+    let limit =
+        Duration::from_secs(INTERVAL_S) + Duration::from_millis(u64::from(SCRAPE_MS) + 3_000);
+    for (i, s) in stacks.iter().enumerate() {
+        let start = Instant::now();
+        while s.prometheus("serin_rollout_state") != Some(ROLLED_BACK) && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            s.prometheus("serin_rollout_state"),
+            Some(ROLLED_BACK),
+            "proxy {i} did not adopt the fleet's rollback within {limit:?}:\n{}",
+            s.front.log_tail(20)
+        );
+        let canary = (0..300)
+            .filter(|n| {
+                let user = format!("after-restart-{i}-{n}");
+                s.send("/", &[("x-user-id", &user)])
+                    .is_ok_and(|r| r.served_by.as_deref() == Some("canary"))
+            })
+            .count();
+        assert_eq!(
+            canary, 0,
+            "proxy {i} sent requests to the rolled-back canary"
         );
     }
 }
