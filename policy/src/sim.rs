@@ -107,6 +107,9 @@ pub struct Scenario {
     pub segment_mix: Vec<SegmentShare>,
     /// Index into the plan's outcomes that the arms' positive rates are for.
     pub outcome: u8,
+    /// Several proxies sharing the traffic, a Prometheus scraping them, restarts and outages
+    /// (`serin simulate --proxies N`; see [`fleet`]).
+    pub fleet: Option<fleet::FleetScenario>,
 }
 
 impl Default for Scenario {
@@ -123,6 +126,7 @@ impl Default for Scenario {
             segment: 0,
             segment_mix: Vec::new(),
             outcome: 0,
+            fleet: None,
         }
     }
 }

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use serin_compiler::{Diagnostics, compile_str};
+use serin_policy::fleet::Fleet;
 use serin_policy::guard::Params;
 use serin_policy::guard::power::{self, CheckPower};
-use serin_policy::sim::{self, Report, Scenario};
+use serin_policy::sim::fleet::{FleetReport, FleetScenario};
+use serin_policy::sim::{self, Report, Scenario, Summary};
 
 use super::{EXIT_ERRORS, EXIT_OK, Format, file_name, read, report};
 
@@ -25,6 +27,15 @@ pub struct Args {
     /// Override the scenario's first seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Play N proxies sharing the traffic, each judging alone and then in fleet mode through a
+    /// simulated Prometheus, beside one proxy with all the traffic (the scenario's `[fleet]`
+    /// adds restarts and outages).
+    #[arg(long, value_name = "N")]
+    pub proxies: Option<u32>,
+    /// With `--proxies`: Prometheus's scrape interval and the proxies' query interval, in
+    /// seconds (default 5; the plan's own `[fleet] interval` wins for the query).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub interval: u32,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -43,6 +54,30 @@ pub fn run(args: Args) -> u8 {
     scenario.runs = args.runs.unwrap_or(scenario.runs);
     scenario.seed = args.seed.unwrap_or(scenario.seed);
     let name = file_name(&args.policy);
+    if let Some(n) = args.proxies {
+        let fleet = scenario.fleet.clone().unwrap_or_default();
+        let fleet = FleetScenario {
+            proxies: n.max(1),
+            scrape_ms: args.interval.max(1) * 1000,
+            ..fleet
+        };
+        return match simulate_fleet(&policy, &name, &scenario, &fleet, args.interval) {
+            Ok(rows) => {
+                match args.format {
+                    Format::Human => print!("{}", fleet_table(&rows)),
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rows).unwrap_or_default()
+                    ),
+                }
+                EXIT_OK
+            }
+            Err(d) => {
+                report(&d);
+                EXIT_ERRORS
+            }
+        };
+    }
     let report_ = match simulate(&policy, &name, &scenario) {
         Ok(r) => r,
         Err(d) => {
@@ -95,6 +130,67 @@ pub fn simulate(policy: &str, name: &str, scenario: &Scenario) -> Result<Simulat
         runs: sim::run(&compiled.plan, &params, scenario),
         power: sim::power_table(&compiled.plan, &params, scenario, 200),
     })
+}
+
+/// One proxy with all the traffic, N proxies each alone, and N proxies in fleet mode.
+pub fn simulate_fleet(
+    policy: &str,
+    name: &str,
+    scenario: &Scenario,
+    fleet: &FleetScenario,
+    interval_s: u32,
+) -> Result<Vec<FleetReport>, Diagnostics> {
+    let compiled = compile_str(policy, name)?;
+    let params = Params::default();
+    let mut alone = compiled.plan.clone();
+    alone.fleet = None;
+    let mut together = compiled.plan.clone();
+    together.fleet = Some(together.fleet.clone().unwrap_or(Fleet {
+        cluster: "prometheus".into(),
+        authority: "prometheus:9090".into(),
+        path: "/api/v1/query".into(),
+        interval_ms: interval_s.max(1) * 1000,
+        timeout_ms: 1000,
+        memory_seconds: 86_400,
+    }));
+    let one = FleetScenario {
+        proxies: 1,
+        restarts: Vec::new(),
+        ..fleet.clone()
+    };
+    Ok(vec![
+        sim::fleet::run(&alone, &params, scenario, &one),
+        sim::fleet::run(&alone, &params, scenario, fleet),
+        sim::fleet::run(&together, &params, scenario, fleet),
+    ])
+}
+
+/// The fleet comparison for people.
+pub fn fleet_table(rows: &[FleetReport]) -> String {
+    let median = |s: &Option<Summary>| s.map_or("-".to_owned(), |s| format!("{:.0}", s.median));
+    let mut out = format!(
+        "{:>8} {:>11} {:>10} {:>24} {:>23} {:>14} {:>30}\n",
+        "proxies",
+        "fleet mode",
+        "runs",
+        "first rollback (median s)",
+        "last rollback (median s)",
+        "spread (median s)",
+        "canary requests after the first"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>8} {:>11} {:>10} {:>24} {:>23} {:>14} {:>30}\n",
+            r.proxies,
+            if r.fleet_mode { "on" } else { "off" },
+            format!("{}/{}", r.all_rolled_back, r.runs),
+            median(&r.seconds_to_first_rollback),
+            median(&r.seconds_to_last_rollback),
+            median(&r.spread_seconds),
+            median(&r.canary_after_first_rollback),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
