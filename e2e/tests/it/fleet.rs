@@ -186,3 +186,101 @@ fn assert_rolled_back_and_stable(stacks: &[Stack]) {
         );
     }
 }
+
+/// How the stand-in Prometheus of [`bad_answers_are_refused_and_the_proxy_stays_on_stable`]
+/// misbehaves, one way per connection in turn.
+const BAD_ANSWERS: [&str; 4] = ["garbage", "500", "slow", "huge"];
+
+/// A stand-in for Prometheus that never answers well: garbage, a 500, an answer slower than
+/// the timeout (Envoy turns it into a 504), and 10 MB (never read into the VM). The proxy must
+/// refuse each, log it, keep serving, and, having never heard from the fleet, route every
+/// request to stable.
+#[test]
+fn bad_answers_are_refused_and_the_proxy_stays_on_stable() {
+    let Some(paths) = Paths::for_test("bad_answers_are_refused_and_the_proxy_stays_on_stable")
+    else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = AtomicBool::new(false);
+    let plan = compile(&policy(port), "e2e-fleet-bad.toml");
+    let stack = Stack::start_with(&paths, &plan, 2).expect("envoy starts");
+    listener.set_nonblocking(true).unwrap();
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        scope.spawn(move || serve_badly(&listener, stop));
+        // Long enough for every kind of bad answer to arrive at least twice.
+        std::thread::sleep(Duration::from_secs(4 * INTERVAL_S * 2 + 2));
+        // Still serving, still stable-only while it has never heard from the fleet.
+        for n in 0..50 {
+            let r = stack
+                .send("/", &[("x-user-id", &format!("bad-{n}"))])
+                .expect("Envoy answers");
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.served_by.as_deref(),
+                Some("stable"),
+                "a joining proxy routes to stable"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let log = stack.front.log();
+    for what in [
+        "not a Prometheus vector",
+        "status 500",
+        "status 504",
+        "an answer of 10485760 bytes",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("serin: fleet") && l.contains(what)),
+            "no refusal mentioning `{what}`:\n{}",
+            stack.front.log_tail(30)
+        );
+    }
+    assert!(
+        !log.contains("panicked") && !log.contains("wasm trap"),
+        "{}",
+        stack.front.log_tail(30)
+    );
+}
+
+/// Answer each connection badly, in turn.
+fn serve_badly(listener: &std::net::TcpListener, stop: &AtomicBool) {
+    use std::io::{Read, Write};
+    let mut turn = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((mut conn, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = conn.set_nonblocking(false);
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf);
+        let reply = |status: &str, body: &[u8]| {
+            let mut r = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            r
+        };
+        let answer = match BAD_ANSWERS[turn % BAD_ANSWERS.len()] {
+            "garbage" => reply("200 OK", b"<html>this is not Prometheus</html>"),
+            "500" => reply("500 Internal Server Error", b"{\"status\":\"error\"}"),
+            "slow" => {
+                std::thread::sleep(Duration::from_millis(1_500));
+                reply(
+                    "200 OK",
+                    b"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}",
+                )
+            }
+            _ => reply("200 OK", &vec![b' '; 10 << 20]),
+        };
+        turn += 1;
+        let _ = conn.write_all(&answer);
+    }
+}
