@@ -284,3 +284,85 @@ fn serve_badly(listener: &std::net::TcpListener, stop: &AtomicBool) {
         let _ = conn.write_all(&answer);
     }
 }
+
+/// A healthy canary ramps in lockstep across three proxies; with Prometheus killed no proxy
+/// takes a step; when it is back the ramp resumes to promotion.
+#[test]
+fn a_healthy_canary_ramps_in_lockstep_and_waits_while_prometheus_is_down() {
+    let Some(paths) = Paths::for_test("a_healthy_canary_ramps_in_lockstep") else {
+        return;
+    };
+    let prometheus_port = free_port();
+    let source = policy(prometheus_port).replace(
+        "[guard_defaults]",
+        "[ramp]\nsteps = [\n  { weight = 20, min_duration = \"4s\" },\n  { weight = 50, min_duration = \"4s\" },\n  { weight = 100, min_duration = \"4s\" },\n]\n[guard_defaults]",
+    );
+    let plan = compile(&source, "e2e-fleet-ramp.toml");
+    let stacks: Vec<Stack> = (0..3)
+        .map(|_| Stack::start_with(&paths, &plan, 1).expect("envoy starts"))
+        .collect();
+    let admins: Vec<u16> = stacks.iter().map(|s| s.ports.admin).collect();
+    let mut prometheus =
+        Some(Prometheus::start(prometheus_port, &admins, SCRAPE_MS).expect("Prometheus starts"));
+    let weights = || -> Vec<Option<f64>> {
+        stacks
+            .iter()
+            .map(|s| s.prometheus("serin_canary_weight_bp"))
+            .collect()
+    };
+    let loads: Vec<Load> = (0..3).map(|_| Load::default()).collect();
+    std::thread::scope(|scope| {
+        for (i, (stack, load)) in stacks.iter().zip(&loads).enumerate() {
+            scope.spawn(move || load.run(stack, i as u64));
+        }
+        // Lockstep: every proxy reaches the second step within an interval, a scrape and a
+        // tick of the first.
+        let start = Instant::now();
+        let mut at: Vec<Option<Duration>> = vec![None; 3];
+        while start.elapsed() < Duration::from_secs(60) && at.iter().any(Option::is_none) {
+            for (i, w) in weights().into_iter().enumerate() {
+                if at[i].is_none() && w.is_some_and(|w| w >= 5000.0) {
+                    at[i] = Some(start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let times: Vec<Duration> = at
+            .iter()
+            .map(|t| t.expect("every proxy reaches 50%"))
+            .collect();
+        let spread = *times.iter().max().unwrap() - *times.iter().min().unwrap();
+        eprintln!("reached 50% at {times:?}, spread {spread:?}");
+        let bound =
+            Duration::from_secs(INTERVAL_S) + Duration::from_millis(u64::from(SCRAPE_MS) + 2_000);
+        assert!(spread <= bound, "spread {spread:?} above {bound:?}");
+
+        // Prometheus down: no step for three intervals and more than a step's duration.
+        if let Some(mut p) = prometheus.take() {
+            p.kill();
+        }
+        let before = weights();
+        std::thread::sleep(Duration::from_secs(3 * INTERVAL_S + 4));
+        assert_eq!(weights(), before, "a proxy stepped without fleet evidence");
+
+        // Back: the ramp resumes to promotion.
+        prometheus = Some(
+            Prometheus::start(prometheus_port, &admins, SCRAPE_MS).expect("Prometheus restarts"),
+        );
+        let resumed = Instant::now();
+        while resumed.elapsed() < Duration::from_secs(60)
+            && !weights().iter().all(|w| *w == Some(10_000.0))
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for l in &loads {
+            l.stop.store(true, Ordering::Relaxed);
+        }
+    });
+    assert!(
+        weights().iter().all(|w| *w == Some(10_000.0)),
+        "not every proxy promoted after Prometheus came back: {:?}\n{}",
+        weights(),
+        stacks[0].front.log_tail(20)
+    );
+}
