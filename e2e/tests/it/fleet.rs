@@ -366,3 +366,54 @@ fn a_healthy_canary_ramps_in_lockstep_and_waits_while_prometheus_is_down() {
         stacks[0].front.log_tail(20)
     );
 }
+
+/// Prometheus killed after the proxies joined: a broken canary is still rolled back by each
+/// proxy's own guards.
+#[test]
+fn with_prometheus_down_the_local_guards_still_roll_back() {
+    let Some(paths) = Paths::for_test("with_prometheus_down_the_local_guards_still_roll_back")
+    else {
+        return;
+    };
+    let prometheus_port = free_port();
+    let plan = compile(&policy(prometheus_port), "e2e-fleet-down.toml");
+    let stack = Stack::start_with(&paths, &plan, 2).expect("envoy starts");
+    let mut prometheus = Prometheus::start(prometheus_port, &[stack.ports.admin], SCRAPE_MS)
+        .expect("Prometheus starts");
+    // Joined: the first answers came, the canary gets its share.
+    let start = Instant::now();
+    while stack.prometheus("serin_rollout_state") != Some(1.0)
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        stack.prometheus("serin_rollout_state"),
+        Some(1.0),
+        "the proxy joined"
+    );
+    prometheus.kill();
+    stack
+        .set_upstream_runtime("fault.http.abort.abort_percent", 10)
+        .unwrap();
+    let load = Load::default();
+    let rolled_back = load.during(&stack, 4, || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if stack.prometheus("serin_rollout_state") == Some(ROLLED_BACK) {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    });
+    assert!(
+        rolled_back.is_some(),
+        "no local rollback with Prometheus down:\n{}",
+        stack.front.log_tail(20)
+    );
+    assert!(
+        stack.front.log().contains("fleet query failed"),
+        "the failed queries are logged"
+    );
+}
