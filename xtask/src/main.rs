@@ -6,6 +6,7 @@
 mod bench;
 mod budget;
 mod demo;
+mod demo_fleet;
 mod envoy_config;
 mod fuzz;
 mod instructions;
@@ -26,6 +27,7 @@ commands:
   bench-instructions  the bench's configs under callgrind: instructions per request, deterministic
   budget         instructions per routing decision under callgrind, failed above their budgets
   demo           build everything, run Envoy with an example policy, send traffic, show the split
+  demo --fleet   three Envoys in fleet mode and a real Prometheus: one fleet rollback, and its plot
   test           install what the tests need, build filter.wasm, run every test (e2e in real Envoy included), then budget
   wasm           build target/filter.wasm (rustup's wasm32 target, else Debian's rust-web-src route);
                  `wasm empty-filter` builds target/empty-filter.wasm, the host-tests benches' floor
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("bench-instructions") => instructions::run(&root, &args[1..]),
         Some("budget") => budget::run(&root, &args[1..]),
+        Some("demo") if args.iter().any(|a| a == "--fleet") => demo_fleet::run(&root),
         Some("demo") => demo::run(&root),
         Some("test") => test(&root, &args[1..]),
         Some("wasm") => match args.get(1).map(String::as_str) {

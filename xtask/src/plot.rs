@@ -275,3 +275,62 @@ mod tests {
         assert_eq!(svg.matches(state_color(ROLLED_BACK)).count(), 1);
     }
 }
+
+/// `cargo xtask demo --fleet`'s plot: one band per proxy, coloured by its rollout state over
+/// time, and the fault marked.
+pub fn fleet_svg(policy: &str, rows: &[(f64, Vec<f64>)], fault_at: Option<f64>) -> String {
+    let end = rows.last().map_or(1.0, |(t, _)| t.max(1.0));
+    let x = |t: f64| LEFT + (RIGHT - LEFT) * t / end;
+    let proxies = rows.first().map_or(0, |(_, s)| s.len());
+    let height = TOP + 40.0 * proxies as f64 + 60.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="24" font-size="15">{policy}: each proxy's rollout state, fleet mode</text>"#
+    );
+    for p in 0..proxies {
+        let y = TOP + 40.0 * p as f64;
+        let _ = writeln!(
+            out,
+            r#"<text x="8" y="{}">proxy {}</text>"#,
+            y + 14.0,
+            p + 1
+        );
+        for w in rows.windows(2) {
+            let (t0, s0) = (&w[0].0, &w[0].1);
+            let t1 = w[1].0;
+            let _ = writeln!(
+                out,
+                r#"<rect x="{:.1}" y="{y}" width="{:.1}" height="{BAND_H}" fill="{}"/>"#,
+                x(*t0),
+                (x(t1) - x(*t0)).max(0.5),
+                state_color(s0[p])
+            );
+        }
+    }
+    let axis = TOP + 40.0 * proxies as f64 + 4.0;
+    let _ = writeln!(
+        out,
+        r#"<line x1="{LEFT}" y1="{axis}" x2="{RIGHT}" y2="{axis}" stroke="black"/><text x="{RIGHT}" y="{}" text-anchor="end">{end:.0} s</text>"#,
+        axis + 16.0
+    );
+    if let Some(f) = fault_at {
+        let _ = writeln!(
+            out,
+            r#"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{axis}" stroke="{FAULT}" stroke-dasharray="4 3"/><text x="{0:.1}" y="{1}" fill="{FAULT}">canary fails</text>"#,
+            x(f),
+            TOP - 8.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="{}" fill="{ROLLBACK}">red: {ROLLBACK_LABEL}</text>"#,
+        axis + 36.0
+    );
+    out.push_str("</svg>\n");
+    out
+}
