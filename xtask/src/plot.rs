@@ -230,52 +230,6 @@ fn label_step(svg: &mut String, x: f64, y: f64, weight: f64) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn second(at: f64, weight: f64, state: f64, share: f64, errors: f64) -> Second {
-        Second {
-            at,
-            requests: 1000,
-            canary_share: share,
-            canary_error_rate: errors,
-            weight: Some(weight),
-            state,
-        }
-    }
-
-    #[test]
-    fn the_plot_shows_the_ramp_steps_the_state_and_the_rollback() {
-        let rows = vec![
-            second(1.0, 5.0, 1.0, 5.0, 0.0),
-            second(2.0, 10.0, 1.0, 7.0, 0.0),
-            second(3.0, 25.0, 1.0, 12.0, 0.0),
-            second(4.0, 25.0, 1.0, 25.0, 12.0),
-            second(5.0, 0.0, ROLLED_BACK, 10.0, 14.0),
-            second(6.0, 0.0, ROLLED_BACK, 0.0, 0.0),
-        ];
-        let svg = rollout_svg("p.toml", &rows, Some(3.5));
-        for want in [
-            "step 5%",
-            "step 10%",
-            "step 25%",
-            "fault injected",
-            "rolled back: all traffic to stable",
-        ] {
-            assert!(svg.contains(want), "no `{want}` in\n{svg}");
-        }
-        // Two steps up and the drop to 0% at the rollback.
-        let path = svg.split("<path d=\"").nth(1).unwrap();
-        let path = &path[..path.find('"').unwrap()];
-        assert_eq!(path.matches(" V").count(), 3, "{path}");
-        assert!(!svg.contains("step 0%"), "the rollback is no ramp step");
-        // One band segment per (state, weight): 5%, 10%, 25%, rolled back.
-        assert_eq!(svg.matches(r#"height="20""#).count(), 4, "{svg}");
-        assert_eq!(svg.matches(state_color(ROLLED_BACK)).count(), 1);
-    }
-}
-
 /// `cargo xtask demo --fleet`'s plot: one band per proxy, coloured by its rollout state over
 /// time, and the fault marked.
 pub fn fleet_svg(policy: &str, rows: &[(f64, Vec<f64>)], fault_at: Option<f64>) -> String {
@@ -333,4 +287,50 @@ pub fn fleet_svg(policy: &str, rows: &[(f64, Vec<f64>)], fault_at: Option<f64>) 
     );
     out.push_str("</svg>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(at: f64, weight: f64, state: f64, share: f64, errors: f64) -> Second {
+        Second {
+            at,
+            requests: 1000,
+            canary_share: share,
+            canary_error_rate: errors,
+            weight: Some(weight),
+            state,
+        }
+    }
+
+    #[test]
+    fn the_plot_shows_the_ramp_steps_the_state_and_the_rollback() {
+        let rows = vec![
+            second(1.0, 5.0, 1.0, 5.0, 0.0),
+            second(2.0, 10.0, 1.0, 7.0, 0.0),
+            second(3.0, 25.0, 1.0, 12.0, 0.0),
+            second(4.0, 25.0, 1.0, 25.0, 12.0),
+            second(5.0, 0.0, ROLLED_BACK, 10.0, 14.0),
+            second(6.0, 0.0, ROLLED_BACK, 0.0, 0.0),
+        ];
+        let svg = rollout_svg("p.toml", &rows, Some(3.5));
+        for want in [
+            "step 5%",
+            "step 10%",
+            "step 25%",
+            "fault injected",
+            "rolled back: all traffic to stable",
+        ] {
+            assert!(svg.contains(want), "no `{want}` in\n{svg}");
+        }
+        // Two steps up and the drop to 0% at the rollback.
+        let path = svg.split("<path d=\"").nth(1).unwrap();
+        let path = &path[..path.find('"').unwrap()];
+        assert_eq!(path.matches(" V").count(), 3, "{path}");
+        assert!(!svg.contains("step 0%"), "the rollback is no ramp step");
+        // One band segment per (state, weight): 5%, 10%, 25%, rolled back.
+        assert_eq!(svg.matches(r#"height="20""#).count(), 4, "{svg}");
+        assert_eq!(svg.matches(state_color(ROLLED_BACK)).count(), 1);
+    }
 }
