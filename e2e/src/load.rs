@@ -19,8 +19,16 @@ impl Load {
     /// Send until [`Load::stop`] is set. One user in ten is in the `65+` age band, the segment
     /// the fraud example guards.
     pub fn run(&self, stack: &Stack, thread: u64) {
+        self.run_paced(stack, thread, std::time::Duration::ZERO);
+    }
+
+    /// [`Load::run`] with a pause after each request: a trickle of traffic.
+    pub fn run_paced(&self, stack: &Stack, thread: u64, pause: std::time::Duration) {
         let mut i = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             i += 1;
             let user = format!("t{thread}-u{i}");
             let band = if i.is_multiple_of(10) { "65+" } else { "35-64" };

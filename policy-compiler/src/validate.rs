@@ -865,9 +865,11 @@ fn fleet(cx: &mut Ctx<'_>, f: &FleetDef) -> Option<serin_policy::fleet::Fleet> {
         );
     }
     let seconds = |d: &Option<S<u64>>, default: u64| d.as_ref().map_or(default, |d| d.v);
-    let interval = seconds(&f.interval, 5);
-    let timeout = seconds(&f.timeout, 2);
-    let memory = seconds(&f.memory, 86_400);
+    let authority = f.authority.as_ref().map_or(&f.cluster.v, |a| &a.v);
+    let defaults = serin_policy::fleet::Fleet::new(&f.cluster.v, authority);
+    let interval = seconds(&f.interval, u64::from(defaults.interval_ms / 1000));
+    let timeout = seconds(&f.timeout, u64::from(defaults.timeout_ms / 1000));
+    let memory = seconds(&f.memory, u64::from(defaults.memory_seconds));
     if let Some(i) = f.interval.as_ref().filter(|i| i.v == 0 || i.v > 3_600) {
         cx.err(
             Diagnostic::error("range", "`fleet.interval` must be between 1s and 1h", i.span.clone())
@@ -897,17 +899,13 @@ fn fleet(cx: &mut Ctx<'_>, f: &FleetDef) -> Option<serin_policy::fleet::Fleet> {
         return None;
     }
     Some(serin_policy::fleet::Fleet {
-        cluster: f.cluster.v.clone(),
-        authority: f
-            .authority
-            .as_ref()
-            .map_or_else(|| f.cluster.v.clone(), |a| a.v.clone()),
         path: f
             .path
             .as_ref()
-            .map_or_else(|| "/api/v1/query".to_owned(), |p| p.v.clone()),
+            .map_or(defaults.path.clone(), |p| p.v.clone()),
         interval_ms: (interval * 1000) as u32,
         timeout_ms: (timeout * 1000) as u32,
         memory_seconds: memory.min(u64::from(u32::MAX)) as u32,
+        ..defaults
     })
 }

@@ -47,6 +47,21 @@ pub struct Fleet {
     pub memory_seconds: u32,
 }
 
+impl Fleet {
+    /// A fleet section with the documented defaults: the instant-query path, a 5 s interval, a
+    /// 2 s timeout, a day's memory.
+    pub fn new(cluster: &str, authority: &str) -> Fleet {
+        Fleet {
+            cluster: cluster.to_owned(),
+            authority: authority.to_owned(),
+            path: "/api/v1/query".to_owned(),
+            interval_ms: 5_000,
+            timeout_ms: 2_000,
+            memory_seconds: 86_400,
+        }
+    }
+}
+
 /// Answers above this size are refused unread: a fleet answer is a few dozen series.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
@@ -262,15 +277,27 @@ pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
             }
             _ => {}
         }
-        let name = label("__name__");
-        let arm = snap.arms.entry(label("arm")).or_default();
+        snap.add(&label("__name__"), label, value);
+    }
+    Ok(snap)
+}
+
+impl Snapshot {
+    /// Add `value` of a counted series `name` whose labels `label` reads (absent: empty).
+    /// Series the fleet does not count are ignored.
+    pub fn add(&mut self, name: &str, label: impl Fn(&str) -> String, value: f64) {
+        let counted = [RESPONSES, RESETS, OUTCOMES, OUTCOMES_POSITIVE];
+        if !counted.iter().any(|f| f.name == name) {
+            return;
+        }
+        let arm = self.arms.entry(label("arm")).or_default();
         if name == RESPONSES.name {
             if let Some(i) = CLASSES.iter().position(|(_, c)| *c == label("class")) {
                 arm.responses[i] += value;
             }
         } else if name == RESETS.name {
             arm.resets += value;
-        } else if name == OUTCOMES.name || name == OUTCOMES_POSITIVE.name {
+        } else {
             let cell = arm.outcome_mut(label("outcome"), label("segment_value"));
             if name == OUTCOMES.name {
                 cell.total += value;
@@ -279,7 +306,6 @@ pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
             }
         }
     }
-    Ok(snap)
 }
 
 /// An arm's counts between two answers, in the window's form, for the guards' tests. `None`

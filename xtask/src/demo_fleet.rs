@@ -5,7 +5,7 @@
 //! plot of each proxy's state.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serin_e2e::{Load, Paths, Prometheus, Stack, free_port};
@@ -46,7 +46,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         "t (s)", "proxy 1", "proxy 2", "proxy 3"
     );
     let busy = Load::default();
-    let stop = AtomicBool::new(false);
+    let light = Load::default();
     let mut rows: Vec<(f64, Vec<f64>)> = Vec::new();
     let mut fault_at = None;
     let result = std::thread::scope(|scope| {
@@ -54,16 +54,10 @@ pub fn run(root: &Path) -> Result<(), String> {
             let (busy, stack) = (&busy, &stacks[0]);
             scope.spawn(move || busy.run(stack, t));
         }
+        // Twenty requests a second each: a trickle beside the first proxy's load.
         for (i, stack) in stacks.iter().enumerate().skip(1) {
-            let stop = &stop;
-            scope.spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let _ = stack.send("/", &[("x-user-id", &format!("light{i}-{n}"))]);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
+            let light = &light;
+            scope.spawn(move || light.run_paced(stack, 100 + i as u64, Duration::from_millis(50)));
         }
         let start = Instant::now();
         let outcome = loop {
@@ -101,7 +95,7 @@ pub fn run(root: &Path) -> Result<(), String> {
             }
         };
         busy.stop.store(true, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
+        light.stop.store(true, Ordering::Relaxed);
         outcome
     });
     let done = result?;

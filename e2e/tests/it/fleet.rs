@@ -72,24 +72,17 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
             .unwrap();
     }
     let busy = Load::default();
-    let stop = AtomicBool::new(false);
+    let light = Load::default();
     let start = Instant::now();
     let rolled_back: Vec<Option<Duration>> = std::thread::scope(|scope| {
         for t in 0..4 {
             let (busy, stack) = (&busy, &stacks[0]);
             scope.spawn(move || busy.run(stack, t));
         }
+        // Twenty requests a second each: a trickle beside the first proxy's load.
         for (i, stack) in stacks.iter().enumerate().skip(1) {
-            let stop = &stop;
-            scope.spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let user = format!("light{i}-u{n}");
-                    let _ = stack.send("/", &[("x-user-id", &user)]);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
+            let light = &light;
+            scope.spawn(move || light.run_paced(stack, 100 + i as u64, Duration::from_millis(50)));
         }
         let mut at: Vec<Option<Duration>> = vec![None; stacks.len()];
         while start.elapsed() < Duration::from_secs(90) && at.iter().any(Option::is_none) {
@@ -101,7 +94,7 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
             std::thread::sleep(Duration::from_millis(100));
         }
         busy.stop.store(true, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
+        light.stop.store(true, Ordering::Relaxed);
         at
     });
     for (i, s) in stacks.iter().enumerate() {

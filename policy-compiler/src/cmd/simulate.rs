@@ -146,12 +146,9 @@ pub fn simulate_fleet(
     alone.fleet = None;
     let mut together = compiled.plan.clone();
     together.fleet = Some(together.fleet.clone().unwrap_or(Fleet {
-        cluster: "prometheus".into(),
-        authority: "prometheus:9090".into(),
-        path: "/api/v1/query".into(),
         interval_ms: interval_s.max(1) * 1000,
         timeout_ms: 1000,
-        memory_seconds: 86_400,
+        ..Fleet::new("prometheus", "prometheus:9090")
     }));
     let one = FleetScenario {
         proxies: 1,

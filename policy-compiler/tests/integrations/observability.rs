@@ -383,14 +383,10 @@ fn prometheus_answers_the_fleet_query_as_the_engine_reads_it() {
         return;
     }
     let mut plan = plan("fraud-model.toml");
-    plan.fleet = Some(serin_policy::fleet::Fleet {
-        cluster: "prometheus".into(),
-        authority: "prometheus:9090".into(),
-        path: "/api/v1/query".into(),
-        interval_ms: 5_000,
-        timeout_ms: 2_000,
-        memory_seconds: 86_400,
-    });
+    plan.fleet = Some(serin_policy::fleet::Fleet::new(
+        "prometheus",
+        "prometheus:9090",
+    ));
     let query = serin_policy::fleet::query(&plan, plan.fleet.as_ref().unwrap());
     let d = serin_policy::fleet::digest_label(&plan.digest);
     let test = format!(

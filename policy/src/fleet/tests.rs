@@ -11,6 +11,16 @@ fn sample(labels: &str, value: &str) -> String {
     format!(r#"{{"metric":{{{labels}}},"value":[1765000000.5,"{value}"]}}"#)
 }
 
+/// Two arms, no rules, this file's digest.
+fn bare_plan() -> Plan {
+    serde_json::from_value(serde_json::json!({
+        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
+        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
+        "stable": 0, "default": {"pin": {"arm": 0}},
+    }))
+    .unwrap()
+}
+
 #[test]
 fn a_prometheus_vector_becomes_the_fleet_totals() {
     let body = answer(&[
@@ -75,20 +85,8 @@ fn bad_answers_are_refused_whole() {
 
 #[test]
 fn the_query_names_the_digest_and_the_memory_and_is_url_encoded() {
-    let plan: Plan = serde_json::from_value(serde_json::json!({
-        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
-        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
-        "stable": 0, "default": {"pin": {"arm": 0}},
-    }))
-    .unwrap();
-    let fleet = Fleet {
-        cluster: "prometheus".into(),
-        authority: "prometheus:9090".into(),
-        path: "/api/v1/query".into(),
-        interval_ms: 5_000,
-        timeout_ms: 2_000,
-        memory_seconds: 86_400,
-    };
+    let plan = bare_plan();
+    let fleet = Fleet::new("prometheus", "prometheus:9090");
     let q = query(&plan, &fleet);
     assert!(q.contains(r#"digest="0123456789abcdef""#), "{q}");
     assert!(q.contains("[86400s]"), "{q}");
@@ -170,19 +168,7 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
 #[test]
 #[ignore]
 fn print_the_query() {
-    let plan: Plan = serde_json::from_value(serde_json::json!({
-        "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
-        "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
-        "stable": 0, "default": {"pin": {"arm": 0}},
-    }))
-    .unwrap();
-    let fleet = Fleet {
-        cluster: "prometheus".into(),
-        authority: "prometheus:9090".into(),
-        path: "/api/v1/query".into(),
-        interval_ms: 5_000,
-        timeout_ms: 2_000,
-        memory_seconds: 86_400,
-    };
+    let plan = bare_plan();
+    let fleet = Fleet::new("prometheus", "prometheus:9090");
     println!("QUERY {}", query(&plan, &fleet));
 }

@@ -10,11 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Requests, Scenario, ScoreAt, SplitMix64, Summary, respond};
-use crate::catalogue::{
-    CANARY_WEIGHT, CLASSES, OUTCOMES, OUTCOMES_POSITIVE, RESETS, RESPONSES, ROLLOUT_STATE,
-};
+use crate::catalogue::CANARY_WEIGHT;
 use crate::engine::{Engine, InMemory, Update};
-use crate::fleet::{ArmTotals, Refused, Snapshot};
+use crate::fleet::{Refused, Snapshot};
 use crate::guard::{Params, Phase, Role};
 use crate::plan::{ArmId, Plan};
 use crate::request::HeaderList;
@@ -300,24 +298,7 @@ fn snapshot(
             snap.weight = live.filter(|_| !scraped.is_empty());
             continue;
         }
-        if name == ROLLOUT_STATE.name {
-            continue;
-        }
-        let arm: &mut ArmTotals = snap.arms.entry(label("arm")).or_default();
-        if name == RESPONSES.name {
-            if let Some(c) = CLASSES.iter().position(|(_, c)| *c == label("class")) {
-                arm.responses[c] += sum;
-            }
-        } else if name == RESETS.name {
-            arm.resets += sum;
-        } else if name == OUTCOMES.name || name == OUTCOMES_POSITIVE.name {
-            let cell = arm.outcome_mut(label("outcome"), label("segment_value"));
-            if name == OUTCOMES.name {
-                cell.total += sum;
-            } else {
-                cell.positive += sum;
-            }
-        }
+        snap.add(name, label, sum);
     }
     snap
 }

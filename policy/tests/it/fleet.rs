@@ -20,12 +20,8 @@ fn plan(fleet_mode: bool, interval_ms: u32) -> Plan {
                  "lanes": fixture::lanes(500) }]),
     );
     plan.fleet = fleet_mode.then(|| Fleet {
-        cluster: "prometheus".into(),
-        authority: "prometheus:9090".into(),
-        path: "/api/v1/query".into(),
         interval_ms,
-        timeout_ms: 2_000,
-        memory_seconds: 86_400,
+        ..Fleet::new("prometheus", "prometheus:9090")
     });
     plan
 }
