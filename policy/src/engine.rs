@@ -178,6 +178,12 @@ impl Engine {
         self.phase
     }
 
+    /// Fleet mode: the proxy has not heard from the fleet yet, so it routes everything to
+    /// stable.
+    pub fn joining(&self) -> bool {
+        self.joining
+    }
+
     pub fn rollout(&self) -> &Rollout {
         &self.rollout
     }
