@@ -112,6 +112,13 @@ pub const POLICY_STATE: Family = Family {
     help: "the rollout's phase, as serin_rollout_state, labelled with the policy version (the plan digest's first 16 hex digits): what fleet mode reads",
 };
 
+pub const FLEET_REFUSED: Family = Family {
+    name: "serin_fleet_refused_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "fleet mode: Prometheus answers refused (a failed call, an error, not a vector, another version, over 1 MiB); defined only for a plan with [fleet]",
+};
+
 /// Every family, in the order the docs list them.
 pub const FAMILIES: &[Family] = &[
     REQUESTS,
@@ -124,6 +131,7 @@ pub const FAMILIES: &[Family] = &[
     ROLLOUT_STATE,
     CANARY_WEIGHT,
     POLICY_STATE,
+    FLEET_REFUSED,
 ];
 
 /// Every label any family carries (one `stats_tags` entry each).
@@ -326,6 +334,12 @@ impl Catalogue {
             family: POLICY_STATE,
             labels: vec![("digest", crate::fleet::digest_label(&plan.digest))],
         });
+        if plan.fleet.is_some() {
+            series.push(Series {
+                family: FLEET_REFUSED,
+                labels: Vec::new(),
+            });
+        }
         Catalogue {
             series,
             arms: arm_names.len(),
@@ -391,6 +405,12 @@ impl Catalogue {
 
     pub fn policy_state(&self) -> usize {
         self.canary_weight + 1
+    }
+
+    /// Fleet mode's refused answers; `None` for a plan without `[fleet]`.
+    pub fn fleet_refused(&self) -> Option<usize> {
+        let i = self.policy_state() + 1;
+        (self.series.get(i)?.family == FLEET_REFUSED).then_some(i)
     }
 }
 

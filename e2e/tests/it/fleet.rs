@@ -247,6 +247,11 @@ fn bad_answers_are_refused_and_the_proxy_stays_on_stable() {
             stack.front.log_tail(30)
         );
     }
+    let refused = stack.prometheus("serin_fleet_refused_total");
+    assert!(
+        refused.is_some_and(|n| n >= 4.0),
+        "refusals counted: {refused:?}"
+    );
     assert!(
         !log.contains("panicked") && !log.contains("wasm trap"),
         "{}",

@@ -110,6 +110,9 @@ impl Engine {
                     book.refused += 1;
                     serde_json::to_vec(&book).ok()
                 });
+                if let Some(series) = self.catalogue.fleet_refused() {
+                    super::bump(&mut self.tallies, series);
+                }
                 return FleetAnswer {
                     transition: None,
                     refused: Some(refused),

@@ -110,3 +110,27 @@ fn a_proxy_that_restarts_after_the_fleet_rolled_back_sends_nothing_to_the_canary
         assert_eq!(r.canary_after_first_by_restarted, 0, "{r:?}");
     }
 }
+
+#[test]
+fn a_refused_answer_is_counted_and_changes_nothing() {
+    use serin_policy::{Engine, InMemory, Update};
+    let mut engine = Engine::new(plan(true, 5_000), Params::default());
+    let mut shared = InMemory::default();
+    let answer = engine.fleet_answer(0, Ok(b"<html>502</html>"), &mut shared);
+    assert!(answer.refused.is_some() && answer.transition.is_none());
+    assert!(engine.joining(), "a refused answer does not join the fleet");
+    let refused = engine
+        .catalogue()
+        .fleet_refused()
+        .expect("fleet mode counts refusals");
+    let mut counted = 0;
+    engine.flush(|series, update| {
+        if let (true, Update::Add(n)) = (series == refused, update) {
+            counted += n;
+        }
+    });
+    assert_eq!(counted, 1);
+    // A plan without [fleet] has no such series.
+    let alone = Engine::new(plan(false, 5_000), Params::default());
+    assert_eq!(alone.catalogue().fleet_refused(), None);
+}
