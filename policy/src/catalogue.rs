@@ -166,8 +166,9 @@ pub const STATES: &[(u8, &str)] = &[
 /// The segment value of a request outside the segment's list (or without it).
 pub const OTHER_SEGMENT_VALUE: &str = "other";
 
-/// A guard name as a label value: lower-case letters, digits and dashes.
-pub fn guard_label(name: &str) -> String {
+/// A name as lower-case letters, digits and single dashes between them (empty when it has no
+/// letter or digit): label values here, file and rule names in the emitters.
+pub fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -179,6 +180,12 @@ pub fn guard_label(name: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
+    out
+}
+
+/// A guard name as a label value ([`slug`], or `guard` when nothing is left).
+pub fn guard_label(name: &str) -> String {
+    let out = slug(name);
     if out.is_empty() { "guard".into() } else { out }
 }
 

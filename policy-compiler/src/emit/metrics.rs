@@ -291,19 +291,10 @@ impl Check {
     }
 }
 
-/// A name made of lower-case letters, digits and dashes.
+/// A name made of lower-case letters, digits and dashes ([`catalogue::slug`], or `x` when
+/// nothing is left).
 pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
+    let out = catalogue::slug(s);
     if out.is_empty() { "x".into() } else { out }
 }
 
