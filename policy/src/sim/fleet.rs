@@ -85,6 +85,9 @@ struct Proxy {
     exported: Vec<f64>,
     rolled_back_at: Option<f64>,
     restarted: bool,
+    /// When it may first ask the fleet: its phase within the query interval, as real proxies
+    /// that did not start together.
+    phase_ms: f64,
 }
 
 impl Proxy {
@@ -97,6 +100,7 @@ impl Proxy {
             exported: vec![0.0; series],
             rolled_back_at: None,
             restarted: false,
+            phase_ms: 0.0,
         }
     }
 }
@@ -146,6 +150,16 @@ pub fn run_once(
     let mut rng = SplitMix64(seed);
     let n = fleet.proxies.clamp(1, 1000) as usize;
     let mut proxies: Vec<Proxy> = (0..n).map(|_| Proxy::new(plan, params)).collect();
+    // Each proxy's phase within the query interval, in whole ticks, from its own stream so that
+    // the traffic's stays the same.
+    let interval_ticks = plan
+        .fleet
+        .as_ref()
+        .map_or(1, |f| (f.interval_ms / 1000).max(1));
+    let mut phases = SplitMix64(seed ^ 0xF1EE_7000);
+    for p in proxies.iter_mut() {
+        p.phase_ms = (phases.next_u64() % u64::from(interval_ticks)) as f64 * 1000.0;
+    }
     let catalogue = proxies[0].engine.catalogue().clone();
     let canary: Option<ArmId> = (0..plan.arms.len() as ArmId)
         .find(|&a| proxies[0].engine.rollout().role_of(a) == Some(Role::Canary));
@@ -205,7 +219,10 @@ pub fn run_once(
                 .is_some_and(|(a, b)| now >= a * 1000.0 && now < b * 1000.0);
             for p in proxies.iter_mut() {
                 p.engine.tick(now as u64, &mut p.shared);
-                if p.engine.fleet_call(now as u64, &mut p.shared).is_some() {
+                // Proxies started at different moments ask at their own phase of the interval.
+                let asks =
+                    now >= p.phase_ms && p.engine.fleet_call(now as u64, &mut p.shared).is_some();
+                if asks {
                     let answer = if unreachable {
                         Err(Refused::Status("unreachable".into()))
                     } else {
