@@ -238,6 +238,30 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_rolls_back_together_and_sooner_than_its_proxies_alone() {
+        let mut s = scenario("errors-up.toml");
+        s.runs = 3;
+        s.max_seconds = 300;
+        let fleet = FleetScenario {
+            proxies: 5,
+            ..FleetScenario::default()
+        };
+        let rows = simulate_fleet(&fraud_policy(), "fraud-model.toml", &s, &fleet, 5).unwrap();
+        let [one, apart, together] = &rows[..] else {
+            panic!("three rows: {}", fleet_table(&rows))
+        };
+        assert_eq!((one.proxies, apart.proxies, together.proxies), (1, 5, 5));
+        assert!(!apart.fleet_mode && together.fleet_mode);
+        assert_eq!(together.all_rolled_back, 3, "{}", fleet_table(&rows));
+        let median = |r: &FleetReport| {
+            r.seconds_to_last_rollback
+                .map_or(f64::INFINITY, |s| s.median)
+        };
+        eprintln!("{}", fleet_table(&rows));
+        assert!(median(together) < median(apart), "{}", fleet_table(&rows));
+    }
+
+    #[test]
     fn identical_arms_are_not_rolled_back() {
         let mut s = scenario("a-a.toml");
         s.runs = 20;
