@@ -68,3 +68,28 @@ impl Load {
             .map(|c| c.load(Ordering::Relaxed))
     }
 }
+
+/// Uneven traffic over several proxies while `watch` runs: four full-speed clients on the
+/// first, twenty requests a second on each other one (too little to judge alone). Stops them
+/// when `watch` returns.
+pub fn uneven<T>(stacks: &[Stack], watch: impl FnOnce() -> T) -> T {
+    let (busy, light) = (Load::default(), Load::default());
+    std::thread::scope(|scope| {
+        if let Some(first) = stacks.first() {
+            for t in 0..4 {
+                let busy = &busy;
+                scope.spawn(move || busy.run(first, t));
+            }
+        }
+        for (i, stack) in stacks.iter().enumerate().skip(1) {
+            let light = &light;
+            scope.spawn(move || {
+                light.run_paced(stack, 100 + i as u64, std::time::Duration::from_millis(50))
+            });
+        }
+        let result = watch();
+        busy.stop.store(true, Ordering::Relaxed);
+        light.stop.store(true, Ordering::Relaxed);
+        result
+    })
+}

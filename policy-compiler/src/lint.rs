@@ -3,7 +3,7 @@
 //! `docs/policy.md` lists them from [`LINTS`] (a test keeps the two in step).
 
 use serin_policy::guard::power::{self, Power};
-use serin_policy::guard::{Params, Phase, Rollout};
+use serin_policy::guard::{Params, Rollout};
 use serin_policy::{Cidr, Matcher, Plan, Test, sim};
 
 use crate::ast::{Bucketing, FallbackDef, Policy};
@@ -440,9 +440,7 @@ fn guard_cannot_decide(cx: &Cx, out: &mut Vec<Diagnostic>) {
         return;
     };
     let rollout = Rollout::from_plan(cx.plan, Params::default());
-    let share = rollout.canary.map_or(0.0, |arm| {
-        sim::canary_share(cx.plan, Phase::Ramping { step: 0 }, arm)
-    });
+    let share = sim::starting_share(cx.plan, &rollout);
     let baseline = power::assumed_baseline(cx.plan, *rps, share);
     let mut warned = Vec::new();
     for check in &rollout.checks {

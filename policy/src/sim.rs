@@ -507,10 +507,8 @@ pub fn power_table(
     runs: u32,
 ) -> Vec<CheckPower> {
     let rollout = Rollout::from_plan(plan, params.clone());
-    let share = rollout.canary.map_or(0.0, |arm| {
-        canary_share(plan, Phase::Ramping { step: 0 }, arm)
-    });
-    let slots_per_day = 86_400_000 / u64::from(params.slot_ms.max(1));
+    let share = starting_share(plan, &rollout);
+    let slots_per_day = rollout.slots_per_day();
     rollout.power_table(
         &baseline(plan, scenario, share),
         &TABLE_MULTIPLES,
@@ -581,6 +579,14 @@ fn routing_split(plan: &Plan) -> Option<u16> {
         (None, Action::Split { split }) => Some(split),
         (None, Action::Pin { .. }) => None,
     }
+}
+
+/// The canary's share of requests when the rollout starts: the ramp's first step, or the
+/// split's weight.
+pub fn starting_share(plan: &Plan, rollout: &Rollout) -> f64 {
+    rollout.canary.map_or(0.0, |arm| {
+        canary_share(plan, Phase::Ramping { step: 0 }, arm)
+    })
 }
 
 /// The share of requests `arm`'s lanes promise at `phase`.

@@ -5,10 +5,9 @@
 //! plot of each proxy's state.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Load, Paths, Prometheus, Stack, free_port};
+use serin_e2e::{Paths, Prometheus, Stack, free_port, uneven};
 
 use crate::demo::{ROLLED_BACK, state_name};
 use crate::{plot, tools, wasm};
@@ -45,22 +44,11 @@ pub fn run(root: &Path) -> Result<(), String> {
         "{:>5}  {:>14} {:>14} {:>14}",
         "t (s)", "proxy 1", "proxy 2", "proxy 3"
     );
-    let busy = Load::default();
-    let light = Load::default();
     let mut rows: Vec<(f64, Vec<f64>)> = Vec::new();
     let mut fault_at = None;
-    let result = std::thread::scope(|scope| {
-        for t in 0..4 {
-            let (busy, stack) = (&busy, &stacks[0]);
-            scope.spawn(move || busy.run(stack, t));
-        }
-        // Twenty requests a second each: a trickle beside the first proxy's load.
-        for (i, stack) in stacks.iter().enumerate().skip(1) {
-            let light = &light;
-            scope.spawn(move || light.run_paced(stack, 100 + i as u64, Duration::from_millis(50)));
-        }
+    let result = uneven(&stacks, || {
         let start = Instant::now();
-        let outcome = loop {
+        loop {
             std::thread::sleep(Duration::from_millis(500));
             let at = start.elapsed().as_secs_f64();
             let states: Vec<f64> = stacks
@@ -93,10 +81,7 @@ pub fn run(root: &Path) -> Result<(), String> {
             if at > 90.0 {
                 break Err("the fleet did not roll back within 90 s".to_string());
             }
-        };
-        busy.stop.store(true, Ordering::Relaxed);
-        light.stop.store(true, Ordering::Relaxed);
-        outcome
+        }
     });
     let done = result?;
     let first = rows

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Load, Paths, Prometheus, Stack, free_port};
+use serin_e2e::{Load, Paths, Prometheus, Stack, free_port, uneven};
 
 use crate::compile;
 use crate::rollout::ROLLED_BACK;
@@ -71,19 +71,8 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
         s.set_upstream_runtime("fault.http.abort.abort_percent", 10)
             .unwrap();
     }
-    let busy = Load::default();
-    let light = Load::default();
     let start = Instant::now();
-    let rolled_back: Vec<Option<Duration>> = std::thread::scope(|scope| {
-        for t in 0..4 {
-            let (busy, stack) = (&busy, &stacks[0]);
-            scope.spawn(move || busy.run(stack, t));
-        }
-        // Twenty requests a second each: a trickle beside the first proxy's load.
-        for (i, stack) in stacks.iter().enumerate().skip(1) {
-            let light = &light;
-            scope.spawn(move || light.run_paced(stack, 100 + i as u64, Duration::from_millis(50)));
-        }
+    let rolled_back: Vec<Option<Duration>> = uneven(&stacks, || {
         let mut at: Vec<Option<Duration>> = vec![None; stacks.len()];
         while start.elapsed() < Duration::from_secs(90) && at.iter().any(Option::is_none) {
             for (i, s) in stacks.iter().enumerate() {
@@ -93,8 +82,6 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        busy.stop.store(true, Ordering::Relaxed);
-        light.stop.store(true, Ordering::Relaxed);
         at
     });
     for (i, s) in stacks.iter().enumerate() {

@@ -10,7 +10,7 @@ use serin_compiler::{Compiled, compile_str};
 use serin_policy::guard::power::{
     self, ASSUMED_ERROR_RATE, ASSUMED_POSITIVE_RATE, TABLE_MULTIPLES,
 };
-use serin_policy::guard::{Params, Phase, Rollout};
+use serin_policy::guard::{Params, Rollout};
 use serin_policy::sim;
 
 use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, Format, expect_rps, file_name, read, report};
@@ -109,10 +109,8 @@ fn guards(compiled: &Compiled, flag: Option<f64>, format: Format) -> u8 {
     let plan = &compiled.plan;
     let rps = flag.or(compiled.expected_rps).unwrap_or(DEFAULT_RPS);
     let rollout = Rollout::from_plan(plan, Params::default());
-    let share = rollout.canary.map_or(0.0, |arm| {
-        sim::canary_share(plan, Phase::Ramping { step: 0 }, arm)
-    });
-    let slots_per_day = 86_400_000 / u64::from(rollout.params.slot_ms.max(1));
+    let share = sim::starting_share(plan, &rollout);
+    let slots_per_day = rollout.slots_per_day();
     let baseline = power::assumed_baseline(plan, rps, share);
     let table = rollout.power_table(&baseline, &TABLE_MULTIPLES, 200, slots_per_day);
     match format {

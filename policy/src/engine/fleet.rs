@@ -39,11 +39,15 @@ pub struct Book {
 }
 
 impl Book {
-    fn read(shared: &mut impl SharedData, key: &str) -> Book {
-        shared
-            .read(key)
-            .and_then(|b| serde_json::from_slice(&b).ok())
+    /// The book in shared data's bytes; a fresh one when absent or unreadable.
+    fn decode(bytes: Option<&[u8]>) -> Book {
+        bytes
+            .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or_default()
+    }
+
+    fn read(shared: &mut impl SharedData, key: &str) -> Book {
+        Book::decode(shared.read(key).as_deref())
     }
 }
 
@@ -63,9 +67,7 @@ impl Engine {
         let interval = u64::from(cx.fleet.interval_ms.max(1));
         let mut due = false;
         let claimed = shared.update(&cx.book_key, &mut |current| {
-            let mut book: Book = current
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or_default();
+            let mut book = Book::decode(current);
             due = book.asked_ms == 0 || now_ms >= book.asked_ms.saturating_add(interval);
             if !due {
                 return None;
@@ -104,9 +106,7 @@ impl Engine {
             Ok(s) => s,
             Err(refused) => {
                 shared.update(&cx.book_key, &mut |current| {
-                    let mut book: Book = current
-                        .and_then(|b| serde_json::from_slice(b).ok())
-                        .unwrap_or_default();
+                    let mut book = Book::decode(current);
                     book.refused += 1;
                     serde_json::to_vec(&book).ok()
                 });

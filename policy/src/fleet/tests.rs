@@ -162,13 +162,3 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
     restarted.responses[0] = 50.0;
     assert_eq!(between(&plan, &layout, &after, &restarted), None);
 }
-
-/// The query as text, for checking it against Prometheus's own evaluator (the e2e tests run
-/// `promtool` on it): `cargo test -p serin-policy --lib print_the_query -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn print_the_query() {
-    let plan = bare_plan();
-    let fleet = Fleet::new("prometheus", "prometheus:9090");
-    println!("QUERY {}", query(&plan, &fleet));
-}

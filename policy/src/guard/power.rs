@@ -281,6 +281,11 @@ impl Rollout {
         }
     }
 
+    /// Sub-windows in a day: the horizon of a power table.
+    pub fn slots_per_day(&self) -> u64 {
+        86_400_000 / u64::from(self.params.slot_ms.max(1))
+    }
+
     /// Every bound's check's power under `baseline`: `runs` seeds per breach size, each run
     /// up to `horizon_slots` sub-windows. Distribution checks have no row: a table of
     /// multiples of a limit means nothing for a test whose null is equality, and the drift
