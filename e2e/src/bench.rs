@@ -344,7 +344,12 @@ pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<
         _ => setup.plan,
     };
     if matches!(which, Filter::Serin | Filter::SerinSplit) && mode == Mode::Proxied {
-        return Some(front_config(plan, ports, &setup.serin_wasm));
+        return Some(front_config(
+            plan,
+            ports,
+            crate::Backend::Wasm,
+            &setup.serin_wasm,
+        ));
     }
     if which == Filter::Native && mode == Mode::Direct {
         return None;

@@ -15,21 +15,42 @@ pub use stack::{Ports, Reply, Stack, front_config, upstream_config};
 
 use std::path::PathBuf;
 
-/// Where the pieces a real-Envoy run needs are.
+pub use serin_compiler::emit::envoy::Backend;
+
+/// Where the pieces a real-Envoy run needs are, and which backend runs the plan.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub root: PathBuf,
     pub envoy: PathBuf,
-    pub wasm: PathBuf,
+    /// `SERIN_BACKEND`: `wasm` (the default) or `native`. The whole e2e suite runs once per
+    /// backend (`cargo xtask test` does both), so every test is a test of each.
+    pub backend: Backend,
+    /// The backend's module: `SERIN_FILTER_WASM` or `SERIN_NATIVE_MODULE`, else where `cargo
+    /// xtask` builds it.
+    pub module: PathBuf,
 }
 
 impl Paths {
-    /// `SERIN_ENVOY` and `SERIN_FILTER_WASM`, else the places `cargo xtask` puts them.
+    /// `SERIN_ENVOY`, `SERIN_BACKEND` and the backend's module, else the places `cargo xtask`
+    /// puts them.
     pub fn locate() -> Result<Paths, String> {
+        let backend: Backend = std::env::var("SERIN_BACKEND")
+            .unwrap_or_else(|_| "wasm".into())
+            .parse()?;
+        Paths::locate_backend(backend)
+    }
+
+    /// [`Paths::locate`] for this backend, whatever `SERIN_BACKEND` says (the differential
+    /// test runs both).
+    pub fn locate_backend(backend: Backend) -> Result<Paths, String> {
         let root = workspace_root();
         let envoy = from_env("SERIN_ENVOY", root.join(".tools/venv/bin/envoy"));
-        let wasm = from_env("SERIN_FILTER_WASM", root.join("target/filter.wasm"));
-        for (what, path) in [("Envoy", &envoy), ("filter.wasm", &wasm)] {
+        let (var, what) = match backend {
+            Backend::Wasm => ("SERIN_FILTER_WASM", "filter.wasm"),
+            Backend::Native => ("SERIN_NATIVE_MODULE", "libserin.so"),
+        };
+        let module = from_env(var, root.join(backend.default_module()));
+        for (what, path) in [("Envoy", &envoy), (what, &module)] {
             if !path.is_file() {
                 return Err(format!(
                     "{what} not found at {}: run `cargo xtask test`",
@@ -37,7 +58,12 @@ impl Paths {
                 ));
             }
         }
-        Ok(Paths { root, envoy, wasm })
+        Ok(Paths {
+            root,
+            envoy,
+            backend,
+            module,
+        })
     }
 
     /// For tests: the paths, or `None` after a loud skip message. Under `SERIN_E2E=require`

@@ -23,9 +23,14 @@ impl Prometheus {
             .iter()
             .map(|p| format!("\"127.0.0.1:{p}\""))
             .collect();
+        // The native backend's names renamed to the proxy-wasm filter's, as the observability
+        // guide tells users to (a no-op for filter.wasm).
+        let (regex, replacement) = serin_policy::catalogue::NATIVE_RELABEL;
         let config = format!(
             "global:\n  scrape_interval: {scrape_ms}ms\n  evaluation_interval: {scrape_ms}ms\n\
              scrape_configs:\n- job_name: envoy\n  metrics_path: /stats/prometheus\n  \
+             metric_relabel_configs:\n  - {{ source_labels: [__name__], regex: \"{regex}\", \
+             target_label: __name__, replacement: \"{replacement}\" }}\n  \
              static_configs:\n  - targets: [{}]\n",
             targets.join(", ")
         );

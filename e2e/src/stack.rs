@@ -1,10 +1,10 @@
 //! The shipped standalone setup (envoy-config/envoy.yaml in front of envoy-config/upstreams.yaml)
-//! on free ports, with the plan and filter.wasm of the caller's choice.
+//! on free ports, with the plan and backend of the caller's choice.
 
 use std::path::Path;
 use std::time::Duration;
 
-use serin_compiler::emit::envoy::{Options, Upstream};
+use serin_compiler::emit::envoy::{Backend, Options, Upstream};
 use serin_policy::Plan;
 
 use crate::{Envoy, Paths, free_port};
@@ -53,15 +53,16 @@ fn port(p: u16) -> String {
     format!("port_value: {p} ")
 }
 
-/// The front Envoy for `plan`, as `serin emit envoy` writes it, on these ports; the arms
-/// named `stable` and `canary` go to the stand-in upstreams.
-pub fn front_config(plan: &Plan, ports: Ports, wasm: &Path) -> String {
+/// The front Envoy for `plan`, as `serin emit envoy --backend B` writes it, on these ports;
+/// the arms named `stable` and `canary` go to the stand-in upstreams.
+pub fn front_config(plan: &Plan, ports: Ports, backend: Backend, module: &Path) -> String {
     let upstream = |port| Upstream {
         host: "127.0.0.1".into(),
         port,
     };
     let options = Options {
-        wasm: wasm.display().to_string(),
+        backend,
+        module: module.display().to_string(),
         listen: ports.listener,
         admin: ports.admin,
         upstreams: vec![
@@ -98,6 +99,7 @@ pub struct Stack {
     envoy: std::path::PathBuf,
     root: std::path::PathBuf,
     workers: u32,
+    backend: Backend,
 }
 
 /// What a request got back.
@@ -138,7 +140,10 @@ impl Stack {
             &paths.root,
             1,
         )?;
-        let front_yaml = edit(front_config(plan, ports, &paths.wasm), ports);
+        let front_yaml = edit(
+            front_config(plan, ports, paths.backend, &paths.module),
+            ports,
+        );
         let front = Envoy::start(&paths.envoy, &front_yaml, ports.admin, &paths.root, workers)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
@@ -153,6 +158,7 @@ impl Stack {
             envoy: paths.envoy.clone(),
             root: paths.root.clone(),
             workers,
+            backend: paths.backend,
         })
     }
 
@@ -180,7 +186,7 @@ impl Stack {
     /// The value of one series in the front Envoy's `/stats/prometheus`, e.g.
     /// `serin_requests_total{arm="canary"}`; `None` when absent.
     pub fn prometheus(&self, series: &str) -> Option<f64> {
-        let text = self.front.admin("/stats/prometheus").ok()?;
+        let text = self.metrics_text().ok()?;
         // Envoy writes a series without labels as `name{} value`.
         let unlabelled = format!("{series}{{}}");
         let series = if series.contains('{') {
@@ -194,6 +200,28 @@ impl Stack {
                     .and_then(|rest| rest.strip_prefix(' '))
             })
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The front Envoy's `/stats/prometheus`, with the native backend's names as a Prometheus
+    /// scrape relabels them ([`serin_policy::catalogue::NATIVE_RELABEL`]): the same names for
+    /// both backends.
+    pub fn metrics_text(&self) -> Result<String, String> {
+        let text = self.front.admin("/stats/prometheus")?;
+        if self.backend == Backend::Wasm {
+            return Ok(text);
+        }
+        let native = format!("envoy_{}_", serin_policy::catalogue::NATIVE_NAMESPACE);
+        let renamed = text.lines().map(|l| {
+            let (head, rest) = match l.strip_prefix("# TYPE ") {
+                Some(rest) => ("# TYPE ", rest),
+                None => ("", l),
+            };
+            match rest.strip_prefix(&native) {
+                Some(name) => format!("{head}serin_{name}\n"),
+                None => format!("{l}\n"),
+            }
+        });
+        Ok(renamed.collect())
     }
 
     /// GET `path` through the front Envoy with these request headers.

@@ -31,6 +31,18 @@ pub enum Kind {
     Histogram,
 }
 
+impl Family {
+    /// The name the native backend defines (under [`NATIVE_NAMESPACE`]).
+    pub fn native_name(&self) -> &'static str {
+        self.name.strip_prefix("serin_").unwrap_or(self.name)
+    }
+
+    /// How the family appears in the native backend's `/stats/prometheus`.
+    pub fn native_exposed_name(&self) -> String {
+        format!("envoy_{NATIVE_NAMESPACE}_{}", self.native_name())
+    }
+}
+
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +52,17 @@ impl Kind {
         }
     }
 }
+
+/// The native backend's `metrics_namespace`. Envoy 1.40 writes a dynamic module's metric
+/// `NAME` in `/stats/prometheus` as `envoy_<namespace>_NAME`, with real labels; the native
+/// backend defines each family under [`Family::native_name`] (its name without `serin_`), so
+/// `serin_requests_total` is exposed as `envoy_serin_requests_total`, and one Prometheus
+/// relabelling ([`NATIVE_RELABEL`]) gives both backends the same names.
+pub const NATIVE_NAMESPACE: &str = "serin";
+
+/// The scrape-time rename (a `metric_relabel_configs` entry's regex and replacement) that makes
+/// the native backend's names the proxy-wasm filter's.
+pub const NATIVE_RELABEL: (&str, &str) = ("envoy_serin_(.+)", "serin_$1");
 
 /// One metric name and what its series carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +142,13 @@ pub const FLEET_REFUSED: Family = Family {
     help: "fleet mode: Prometheus answers refused (a failed call, an error, not a vector, another version, over 1 MiB); defined only for a plan with [fleet]",
 };
 
+pub const PANICS: Family = Family {
+    name: "serin_panics_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "native backend: hooks that panicked and were caught (a request being routed went to the stable arm); the proxy-wasm filter cannot catch a panic (Envoy fails open instead)",
+};
+
 /// Every family, in the order the docs list them.
 pub const FAMILIES: &[Family] = &[
     REQUESTS,
@@ -132,6 +162,7 @@ pub const FAMILIES: &[Family] = &[
     CANARY_WEIGHT,
     POLICY_STATE,
     FLEET_REFUSED,
+    PANICS,
 ];
 
 /// Every label any family carries (one `stats_tags` entry each).

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Load, Paths, Stack};
+use serin_e2e::{Backend, Load, Paths, Stack};
 use serin_policy::{Gate, Plan};
 
 use crate::{envoy_config, plot, tools, wasm};
@@ -45,14 +45,19 @@ fn pct(w: f64) -> String {
     format!("{}%", (w * 100.0).round() / 100.0)
 }
 
-pub fn run(root: &Path) -> Result<(), String> {
+/// `backend`: which of Serin's filters runs the policy (`--backend native|wasm`).
+pub fn run(root: &Path, backend: Backend) -> Result<(), String> {
     let envoy = tools::ensure_envoy(root)?;
-    let wasm = wasm::build_filter(root)?;
+    let module = match backend {
+        Backend::Wasm => wasm::build_filter(root)?,
+        Backend::Native => crate::native::build(root)?,
+    };
     let plan = envoy_config::compile_example(root, POLICY)?;
     let paths = Paths {
         root: root.to_path_buf(),
         envoy,
-        wasm,
+        backend,
+        module,
     };
     let fault_weight = last_automatic_weight(&plan)
         .ok_or_else(|| format!("{POLICY} has no ramp: the demo shows one"))?;

@@ -29,7 +29,8 @@ pub fn run(root: &Path) -> Result<(), String> {
     let paths = Paths {
         root: root.to_path_buf(),
         envoy,
-        wasm,
+        backend: serin_e2e::Backend::Wasm,
+        module: wasm,
     };
     let stacks: Vec<Stack> = (0..3)
         .map(|_| Stack::start_with(&paths, &plan, 1))

@@ -72,7 +72,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let paths = Paths {
         root: root.to_path_buf(),
         envoy: tools.envoy.clone(),
-        wasm,
+        backend: serin_e2e::Backend::Wasm,
+        module: wasm,
     };
     let mut stack = Stack::start_with(&paths, &plan, 2)?;
     let pid = stack.front.pid();

@@ -35,9 +35,10 @@ fn envoy_validates_the_shipped_configs() {
             let shipped =
                 std::fs::read_to_string(paths.root.join("envoy-config/envoy.yaml")).unwrap();
             // Validate mode checks that the wasm file exists; point it at the built one.
+            let wasm = Paths::locate_backend(serin_e2e::Backend::Wasm).unwrap();
             shipped.replace(
                 "filename: target/filter.wasm",
-                &format!("filename: {}", paths.wasm.display()),
+                &format!("filename: {}", wasm.module.display()),
             )
         }),
         (

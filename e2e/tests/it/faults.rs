@@ -73,7 +73,7 @@ fn envoy_refuses_to_start_with_a_bad_plugin_config_and_says_why() {
     };
     let plan = compile(GUARDED_POLICY, "faults.toml");
     let ports = Ports::free();
-    let good_yaml = front_config(&plan, ports, &paths.wasm);
+    let good_yaml = front_config(&plan, ports, paths.backend, &paths.module);
     let good = plan.to_json();
     for (case, bad, reason) in bad_configs(&good) {
         let mut config: Value = serde_norway::from_str(&good_yaml).unwrap();

@@ -1,6 +1,7 @@
 //! End-to-end tests in real Envoy: the shipped configs, the real filter.wasm, compiled example
 //! policies. They need Envoy and filter.wasm (`cargo xtask test` provides both).
 
+mod backends;
 mod config;
 mod conformance;
 mod faults;

@@ -358,7 +358,7 @@ fn metrics_reach_prometheus_with_labels() {
         Some(f64::from(canary))
     );
     assert_eq!(stack.prometheus("serin_rollout_state"), Some(RAMPING));
-    let text = stack.front.admin("/stats/prometheus").unwrap();
+    let text = stack.metrics_text().unwrap();
     assert!(
         text.contains(r#"serin_request_duration_milliseconds_bucket{arm="canary""#),
         "latency histogram missing"
@@ -394,7 +394,7 @@ fn every_response_is_counted_with_its_outcome() {
     });
     std::thread::sleep(Duration::from_millis(1_200)); // one tick flushes every worker's tallies
     let sum = |metric: &str| -> f64 {
-        let text = stack.front.admin("/stats/prometheus").unwrap();
+        let text = stack.metrics_text().unwrap();
         text.lines()
             .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

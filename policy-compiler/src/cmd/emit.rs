@@ -44,9 +44,14 @@ pub struct Common {
 pub struct EnvoyArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The filter module, as Envoy will open it (relative to Envoy's working directory).
-    #[arg(long, default_value = "target/filter.wasm")]
-    pub wasm: String,
+    /// Which filter runs the plan: `wasm` (filter.wasm, proxy-wasm in V8) or `native`
+    /// (libserin.so, an Envoy dynamic module).
+    #[arg(long, default_value = "wasm")]
+    pub backend: emit::envoy::Backend,
+    /// The backend's module, as Envoy will open it (relative to Envoy's working directory).
+    /// Default: target/filter.wasm, or target/native/libserin.so for the native backend.
+    #[arg(long, alias = "wasm", value_name = "PATH")]
+    pub module: Option<String>,
     /// The listener's port.
     #[arg(long, default_value_t = 10000)]
     pub listen: u16,
@@ -226,7 +231,10 @@ fn envoy(a: EnvoyArgs) -> u8 {
         }
     }
     let opts = emit::envoy::Options {
-        wasm: a.wasm,
+        module: a
+            .module
+            .unwrap_or_else(|| a.backend.default_module().to_owned()),
+        backend: a.backend,
         listen: a.listen,
         admin: a.admin,
         upstreams,

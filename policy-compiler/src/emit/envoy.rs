@@ -5,10 +5,11 @@
 //! to one cluster per arm; anything else, a skipped filter included, takes the default route to
 //! the stable arm. `stats_tags` turn the filter's tagged metric names into labels.
 
+use serin_policy::catalogue::NATIVE_NAMESPACE;
 use serin_policy::{Plan, SERIN_SCALE};
 
 use super::metrics;
-use super::yaml::{Value, f, list, map, n, s};
+use super::yaml::{Value, b, f, list, map, n, s};
 
 /// Where an arm's cluster sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +18,53 @@ pub struct Upstream {
     pub port: u16,
 }
 
+/// Which of Serin's two filters runs the plan: the same engine either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `filter.wasm`, a proxy-wasm filter in Envoy's V8 (what Istio's WasmPlugin loads too).
+    #[default]
+    Wasm,
+    /// `libserin.so`, an Envoy dynamic module: native code, headers read in place.
+    Native,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Wasm, Backend::Native];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wasm => "wasm",
+            Backend::Native => "native",
+        }
+    }
+
+    /// Where `cargo xtask` builds the backend's module, relative to the workspace.
+    pub fn default_module(self) -> &'static str {
+        match self {
+            Backend::Wasm => "target/filter.wasm",
+            Backend::Native => "target/native/libserin.so",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "wasm" => Ok(Backend::Wasm),
+            "native" => Ok(Backend::Native),
+            other => Err(format!("unknown backend `{other}` (wasm or native)")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The filter module, as Envoy will open it (relative to Envoy's working directory).
-    pub wasm: String,
+    pub backend: Backend,
+    /// The backend's module (filter.wasm or libserin.so), as Envoy will open it (relative to
+    /// Envoy's working directory).
+    pub module: String,
     pub listen: u16,
     pub admin: u16,
     /// Per arm name; arms not listed get `127.0.0.1:10001` (stable), `10002`, ... in plan order.
@@ -34,7 +78,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            wasm: "target/filter.wasm".into(),
+            backend: Backend::Wasm,
+            module: Backend::Wasm.default_module().into(),
             listen: 10000,
             admin: 9901,
             upstreams: Vec::new(),
@@ -261,6 +306,54 @@ pub fn wasm_filter(plan: &Plan, wasm_path: &str) -> Value {
     ])
 }
 
+/// The dynamic-module HTTP filter running Serin with this plan (`libserin.so` at `module`).
+/// `do_not_close` keeps the library loaded across config reloads, so the rollout state it holds
+/// for a policy survives a reload, as proxy-wasm's shared data does.
+pub fn native_filter(plan: &Plan, module: &str) -> Value {
+    map([
+        ("name", s("serin")),
+        (
+            "typed_config",
+            map([
+                (
+                    "@type",
+                    s(
+                        "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                    ),
+                ),
+                (
+                    "dynamic_module_config",
+                    map([
+                        ("name", s("serin")),
+                        ("do_not_close", b(true)),
+                        ("metrics_namespace", s(NATIVE_NAMESPACE)),
+                        ("module", map([("local", map([("filename", s(module))]))])),
+                    ]),
+                ),
+                ("filter_name", s("serin")),
+                (
+                    "filter_config",
+                    map([
+                        (
+                            "@type",
+                            s("type.googleapis.com/google.protobuf.StringValue"),
+                        ),
+                        ("value", s(plan.to_json())),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// Serin's filter for `backend`, loading `module`.
+pub fn serin_filter(plan: &Plan, backend: Backend, module: &str) -> Value {
+    match backend {
+        Backend::Wasm => wasm_filter(plan, module),
+        Backend::Native => native_filter(plan, module),
+    }
+}
+
 /// The listener every Serin front Envoy has: one HTTP connection manager, one virtual host for
 /// every domain, these routes and HTTP filters (the load bench builds its configs from it too).
 pub fn ingress_listener(
@@ -338,7 +431,7 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
                 ]),
             ),
         ]),
-        wasm_filter(plan, &opts.wasm),
+        serin_filter(plan, opts.backend, &opts.module),
         map([
             ("name", s("envoy.filters.http.router")),
             (
@@ -419,8 +512,9 @@ pub fn config(plan: &Plan, opts: &Options) -> String {
         ));
     }
     head.push(format!(
-        "The wasm path `{}` is relative to Envoy's working directory.",
-        opts.wasm
+        "Backend: {}; the module path `{}` is relative to Envoy's working directory.",
+        opts.backend.name(),
+        opts.module
     ));
     let head: Vec<&str> = head.iter().map(String::as_str).collect();
     format!(

@@ -57,11 +57,24 @@ pub fn missing(test: &str, what: &str) {
 
 /// The real Envoy and filter.wasm, or `None` after a skip message.
 pub fn envoy_and_wasm(test: &str) -> Option<(PathBuf, PathBuf)> {
+    envoy_and_module(test, serin_compiler::emit::envoy::Backend::Wasm)
+}
+
+/// Envoy and the backend's module (`SERIN_FILTER_WASM` / `SERIN_NATIVE_MODULE`, else where
+/// `cargo xtask` builds it).
+pub fn envoy_and_module(
+    test: &str,
+    backend: serin_compiler::emit::envoy::Backend,
+) -> Option<(PathBuf, PathBuf)> {
     let from_env =
         |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
     let envoy = from_env("SERIN_ENVOY", root().join(".tools/venv/bin/envoy"));
-    let wasm = from_env("SERIN_FILTER_WASM", root().join("target/filter.wasm"));
-    for (what, p) in [("Envoy", &envoy), ("filter.wasm", &wasm)] {
+    let var = match backend {
+        serin_compiler::emit::envoy::Backend::Wasm => "SERIN_FILTER_WASM",
+        serin_compiler::emit::envoy::Backend::Native => "SERIN_NATIVE_MODULE",
+    };
+    let module = from_env(var, root().join(backend.default_module()));
+    for (what, p) in [("Envoy", &envoy), (backend.name(), &module)] {
         if !p.is_file() {
             missing(
                 test,
@@ -73,7 +86,7 @@ pub fn envoy_and_wasm(test: &str) -> Option<(PathBuf, PathBuf)> {
             return None;
         }
     }
-    Some((envoy, wasm))
+    Some((envoy, module))
 }
 
 /// `envoy --mode validate -c CONFIG`: Ok, or Envoy's complaint.

@@ -1,45 +1,62 @@
 //! `serin emit envoy`: the real Envoy accepts the config for every example, with the real
 //! filter.wasm, whose `on_configure` must accept the inline plan (validate mode runs it).
 
-use serin_compiler::emit::envoy::{self, Options, Upstream};
+use serin_compiler::emit::envoy::{self, Backend, Options, Upstream};
 use serin_policy::Plan;
 
 use crate::common::*;
 
 fn options(wasm: &std::path::Path) -> Options {
+    backend_options(Backend::Wasm, wasm)
+}
+
+fn backend_options(backend: Backend, module: &std::path::Path) -> Options {
     Options {
-        wasm: wasm.display().to_string(),
+        backend,
+        module: module.display().to_string(),
         source: "test".into(),
         ..Options::default()
     }
 }
 
 #[test]
-fn every_example_validates_in_envoy() {
-    let Some((bin, wasm)) = envoy_and_wasm("every_example_validates_in_envoy") else {
-        return;
-    };
-    for ex in EXAMPLES {
-        let config = envoy::config(&plan(ex), &options(&wasm));
-        if let Err(e) = envoy_validate(&bin, &config, ex) {
-            panic!("{ex}: Envoy refused the emitted config:\n{e}\n{config}");
+fn every_example_validates_in_envoy_with_either_backend() {
+    for backend in Backend::ALL {
+        let test = format!("every_example_validates_in_envoy ({})", backend.name());
+        let Some((bin, module)) = envoy_and_module(&test, backend) else {
+            return;
+        };
+        for ex in EXAMPLES {
+            let config = envoy::config(&plan(ex), &backend_options(backend, &module));
+            if let Err(e) = envoy_validate(&bin, &config, ex) {
+                panic!("{ex}, {test}: Envoy refused the emitted config:\n{e}\n{config}");
+            }
         }
     }
 }
 
 #[test]
-fn envoy_validate_runs_the_filter_on_the_plan() {
+fn envoy_validate_runs_the_filter_on_the_plan_with_either_backend() {
     // Proof that the test above checks the plan, not only the YAML: a plan of another format
     // makes the filter refuse its configuration, and validation fails.
-    let Some((bin, wasm)) = envoy_and_wasm("envoy_validate_runs_the_filter_on_the_plan") else {
-        return;
-    };
-    let config = envoy::config(&plan("percent-canary.toml"), &options(&wasm));
-    let format = format!(r#"{{"format":{},"#, serin_policy::PLAN_FORMAT);
-    assert!(config.contains(&format), "{config}");
-    let broken = config.replacen(&format, r#"{"format":99,"#, 1);
-    let err = envoy_validate(&bin, &broken, "format-99").unwrap_err();
-    assert!(err.contains("plan format 99"), "{err}");
+    for backend in Backend::ALL {
+        let test = format!(
+            "envoy_validate_runs_the_filter_on_the_plan ({})",
+            backend.name()
+        );
+        let Some((bin, module)) = envoy_and_module(&test, backend) else {
+            return;
+        };
+        let config = envoy::config(
+            &plan("percent-canary.toml"),
+            &backend_options(backend, &module),
+        );
+        let format = format!(r#"{{"format":{},"#, serin_policy::PLAN_FORMAT);
+        assert!(config.contains(&format), "{config}");
+        let broken = config.replacen(&format, r#"{"format":99,"#, 1);
+        let err = envoy_validate(&bin, &broken, "format-99").unwrap_err();
+        assert!(err.contains("plan format 99"), "{test}: {err}");
+    }
 }
 
 #[test]

@@ -282,6 +282,11 @@ fn flagger_templates_and_canary_validate_against_the_crds() {
 #[test]
 fn the_guide_lists_every_metric() {
     let guide = std::fs::read_to_string(root().join("docs/guides/observability.md")).unwrap();
+    // The native backend's relabelling, as the catalogue says it.
+    let (regex, replacement) = serin_policy::catalogue::NATIVE_RELABEL;
+    let relabel =
+        format!(r#"regex: "{regex}", target_label: __name__, replacement: "{replacement}""#);
+    assert!(guide.contains(&relabel), "no `{relabel}` in the guide");
     for family in metrics::FAMILIES {
         let row = format!("| `{}` | {} |", family.name, family.kind.name());
         assert!(
