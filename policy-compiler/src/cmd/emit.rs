@@ -71,6 +71,14 @@ pub struct EnvoyArgs {
 pub struct IstioArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Which filter the sidecars run: `wasm` (a WasmPlugin) or `native` (an EnvoyFilter that
+    /// loads libserin.so; needs an istio-proxy with Envoy's dynamic modules).
+    #[arg(long, default_value = "wasm")]
+    pub backend: emit::envoy::Backend,
+    /// The native backend: libserin.so's path inside the sidecar (default
+    /// /etc/serin/libserin.so).
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<String>,
     /// The filter's image, `oci://REGISTRY/REPO:TAG`.
     #[arg(long)]
     pub image: Option<String>,
@@ -271,12 +279,14 @@ fn istio(a: IstioArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if a.sha256.is_none() {
+    if a.sha256.is_none() && a.backend == emit::envoy::Backend::Wasm {
         eprintln!(
             "warning: no `--sha256`: sidecars will not verify the image (`serin package` prints its digest)"
         );
     }
     let opts = emit::istio::Options {
+        backend: a.backend,
+        module: a.module,
         image: a.image,
         sha256: a.sha256,
         namespace: a.namespace,

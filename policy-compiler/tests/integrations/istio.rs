@@ -1,6 +1,7 @@
 //! `serin emit istio`: every document validates against Istio's own CRD schema, and the
 //! WasmPlugin's pluginConfig, as Istio hands it to the module, is the plan.
 
+use serin_compiler::emit::envoy::Backend;
 use serin_compiler::emit::istio::{self, Options};
 use serin_policy::Plan;
 
@@ -37,6 +38,15 @@ fn variants() -> Vec<Options> {
             sha256: Some(format!("sha256:{}", "ab".repeat(32))),
             ..shipped_options()
         },
+        Options {
+            backend: Backend::Native,
+            ..Options::default()
+        },
+        Options {
+            backend: Backend::Native,
+            module: Some("/opt/serin/libserin.so".into()),
+            ..shipped_options()
+        },
     ]
 }
 
@@ -50,7 +60,11 @@ fn every_document_validates_against_istio_crds() {
         for opts in variants() {
             let docs = yaml_docs(&istio::manifests(&p, &opts));
             let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-            assert_eq!(kinds, ["DestinationRule", "VirtualService", "WasmPlugin"]);
+            let filter = match opts.backend {
+                Backend::Wasm => "WasmPlugin",
+                Backend::Native => "EnvoyFilter",
+            };
+            assert_eq!(kinds, ["DestinationRule", "VirtualService", filter]);
             for d in &docs {
                 let errors = validate(&schema_for(&crds, d), d);
                 assert!(
@@ -86,6 +100,36 @@ fn the_strict_schema_catches_mistakes() {
     let mut wp = docs[2].clone();
     wp["spec"]["sha256"] = "sha256:abc".into();
     assert!(!validate(&schema, &wp).is_empty());
+}
+
+#[test]
+fn the_native_envoy_filter_inserts_serin_before_the_callers_router() {
+    let p = plan("fraud-model.toml");
+    let opts = Options {
+        backend: Backend::Native,
+        ..shipped_options()
+    };
+    let docs = yaml_docs(&istio::manifests(&p, &opts));
+    let spec = &docs[2]["spec"];
+    assert_eq!(spec["workloadSelector"]["labels"]["app"], "checkout");
+    let patch = &spec["configPatches"][0];
+    assert_eq!(patch["applyTo"], "HTTP_FILTER");
+    assert_eq!(patch["match"]["context"], "SIDECAR_OUTBOUND");
+    assert_eq!(
+        patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"],
+        "envoy.filters.http.router"
+    );
+    assert_eq!(patch["patch"]["operation"], "INSERT_BEFORE");
+    // The same filter `serin emit envoy --backend native` writes, which Envoy validates
+    // (envoy.rs), with the plan as its config and the module at the sidecar's path.
+    let value = &patch["patch"]["value"];
+    let typed = &value["typed_config"];
+    assert_eq!(
+        typed["dynamic_module_config"]["module"]["local"]["filename"],
+        istio::NATIVE_MODULE_IN_SIDECAR
+    );
+    let plan_json = typed["filter_config"]["value"].as_str().unwrap();
+    assert_eq!(Plan::from_json(plan_json.as_bytes()).unwrap(), p);
 }
 
 /// What Istio does to pluginConfig: a protobuf Struct (every number a double) printed as JSON
@@ -185,16 +229,25 @@ fn routes_and_subsets() {
 
 #[test]
 fn shipped_istio_manifests_are_fresh() {
-    let path = root().join("istio/fraud-model.yaml");
-    let want = istio::manifests(&plan("fraud-model.toml"), &shipped_options());
-    if std::env::var_os("SERIN_UPDATE").is_some() {
-        std::fs::write(&path, &want).unwrap();
+    let native = Options {
+        backend: Backend::Native,
+        ..shipped_options()
+    };
+    for (file, opts) in [
+        ("istio/fraud-model.yaml", shipped_options()),
+        ("istio/fraud-model-native.yaml", native),
+    ] {
+        let path = root().join(file);
+        let want = istio::manifests(&plan("fraud-model.toml"), &opts);
+        if std::env::var_os("SERIN_UPDATE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{file} is stale: regenerate it with `SERIN_UPDATE=1 cargo test -p serin-policy-compiler --test integrations shipped` (see istio/README.md)"
+        );
     }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "istio/fraud-model.yaml is stale: regenerate it with `SERIN_UPDATE=1 cargo test -p serin-policy-compiler --test integrations shipped` (see istio/README.md)"
-    );
 }
 
 #[test]
