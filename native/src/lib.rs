@@ -12,11 +12,21 @@
 //! - A panic never unwinds into Envoy: every hook catches it (`guarded`), a request being routed
 //!   goes to the stable arm, and the panic is counted in `serin_panics_total`.
 
-mod abi;
+pub mod abi;
 mod fleet;
 mod metrics;
 mod stream;
 mod unused;
+
+pub use fleet::envoy_dynamic_module_on_http_filter_config_http_callout_done;
+pub use stream::{
+    envoy_dynamic_module_on_http_filter_destroy, envoy_dynamic_module_on_http_filter_new,
+    envoy_dynamic_module_on_http_filter_request_headers,
+    envoy_dynamic_module_on_http_filter_response_body,
+    envoy_dynamic_module_on_http_filter_response_headers,
+    envoy_dynamic_module_on_http_filter_response_trailers,
+    envoy_dynamic_module_on_http_filter_stream_complete,
+};
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};

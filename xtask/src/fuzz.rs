@@ -14,7 +14,7 @@ use std::process::Command;
 use crate::shell;
 use crate::wasm;
 
-pub const TARGETS: [&str; 4] = ["compile", "plan", "decide", "filter"];
+pub const TARGETS: [&str; 5] = ["compile", "plan", "decide", "filter", "native"];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
