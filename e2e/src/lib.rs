@@ -9,7 +9,7 @@ mod prometheus;
 mod stack;
 
 pub use envoy::Envoy;
-pub use load::{Load, uneven};
+pub use load::{Load, StopOnDrop, uneven};
 pub use prometheus::Prometheus;
 pub use stack::{Ports, Reply, Stack, front_config, upstream_config};
 

@@ -56,9 +56,8 @@ impl Load {
             for t in 0..threads {
                 s.spawn(move || self.run(stack, t));
             }
-            let result = watch();
-            self.stop.store(true, Ordering::Relaxed);
-            result
+            let _stop = StopOnDrop(vec![self]);
+            watch()
         })
     }
 
@@ -87,9 +86,19 @@ pub fn uneven<T>(stacks: &[Stack], watch: impl FnOnce() -> T) -> T {
                 light.run_paced(stack, 100 + i as u64, std::time::Duration::from_millis(50))
             });
         }
-        let result = watch();
-        busy.stop.store(true, Ordering::Relaxed);
-        light.stop.store(true, Ordering::Relaxed);
-        result
+        let _stop = StopOnDrop(vec![&busy, &light]);
+        watch()
     })
+}
+
+/// Stops these loads when dropped: when the watching code returns, and when it panics (a
+/// failed assertion), since a thread scope would otherwise wait for the clients forever.
+pub struct StopOnDrop<'a>(pub Vec<&'a Load>);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        for load in &self.0 {
+            load.stop.store(true, Ordering::Relaxed);
+        }
+    }
 }

@@ -63,6 +63,27 @@ impl Prometheus {
         Err("Prometheus did not become ready within 30 s".into())
     }
 
+    /// Wait until a query for `series` returns one series per target, at most `within`: the
+    /// first scrapes land a few seconds after Prometheus is ready, and a test that times how
+    /// fast fleet evidence travels starts its clock once it can travel.
+    pub fn wait_for_series(&self, series: &str, targets: usize, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let answer = ureq::get(&format!("http://127.0.0.1:{}/api/v1/query", self.port))
+                .query("query", &format!("count({series})"))
+                .timeout(Duration::from_secs(1))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .unwrap_or_default();
+            if answer.contains(&format!(",\"{targets}\"]")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
     /// Stop it (a test of an outage).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -91,13 +91,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
     // SAFETY: Envoy's arrays, valid for this call (null when empty).
     let (headers, chunks) = unsafe { (slice(headers, n_headers), slice(chunks, n_chunks)) };
     guarded("config_http_callout_done", (), || {
-        let asked = config
-            .asking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let Some((_, worker)) = asked.filter(|(asked, _)| *asked == id) else {
-            return;
+        // The answer to the query in flight; any other (a late one) is dropped.
+        let worker = {
+            let mut asking = config.asking.lock().unwrap_or_else(|p| p.into_inner());
+            match *asking {
+                Some((asked, worker)) if asked == id => {
+                    *asking = None;
+                    worker
+                }
+                _ => return,
+            }
         };
         let status = headers.iter().find_map(|h| {
             // SAFETY: Envoy's header views, valid for this call.

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serin_e2e::{Load, Paths, Prometheus, Stack, free_port, uneven};
+use serin_e2e::{Load, Paths, Prometheus, Stack, StopOnDrop, free_port, uneven};
 
 use crate::compile;
 use crate::rollout::ROLLED_BACK;
@@ -67,6 +67,12 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
             return;
         }
     };
+    // The clock starts once Prometheus has every proxy's series: before, no evidence travels
+    // (and a fast proxy could roll back alone before the first scrape).
+    assert!(
+        _prometheus.wait_for_series("serin_policy_state", stacks.len(), Duration::from_secs(20)),
+        "Prometheus scrapes every proxy within 20 s"
+    );
     for s in &stacks {
         s.set_upstream_runtime("fault.http.abort.abort_percent", 10)
             .unwrap();
@@ -314,6 +320,7 @@ fn a_healthy_canary_ramps_in_lockstep_and_waits_while_prometheus_is_down() {
         for (i, (stack, load)) in stacks.iter().zip(&loads).enumerate() {
             scope.spawn(move || load.run(stack, i as u64));
         }
+        let _stop = StopOnDrop(loads.iter().collect());
         // Lockstep: every proxy reaches the second step within an interval, a scrape and a
         // tick of the first.
         let start = Instant::now();
@@ -353,9 +360,6 @@ fn a_healthy_canary_ramps_in_lockstep_and_waits_while_prometheus_is_down() {
             && !weights().iter().all(|w| *w == Some(10_000.0))
         {
             std::thread::sleep(Duration::from_millis(200));
-        }
-        for l in &loads {
-            l.stop.store(true, Ordering::Relaxed);
         }
     });
     assert!(

@@ -224,6 +224,31 @@ fn cli_upstreams_and_usage_errors() {
         8080
     );
 
+    // The native backend: the dynamic-module filter, loading the default module path.
+    let out = serin(&[
+        "emit",
+        "envoy",
+        "examples/fraud-model.toml",
+        "--backend",
+        "native",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let d = doc(&String::from_utf8(out.stdout).unwrap());
+    let serin_filter = &hcm(&d)["http_filters"][1]["typed_config"];
+    assert_eq!(
+        serin_filter["dynamic_module_config"]["module"]["local"]["filename"],
+        "target/native/libserin.so"
+    );
+    let bad = serin(&[
+        "emit",
+        "envoy",
+        "examples/fraud-model.toml",
+        "--backend",
+        "so",
+    ]);
+    assert_eq!(bad.status.code(), Some(64), "a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown backend `so`"));
+
     let bad = serin(&[
         "emit",
         "envoy",
