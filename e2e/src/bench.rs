@@ -1,4 +1,4 @@
-//! The load bench's harness (`cargo xtask bench`): the five front-Envoy configs it compares,
+//! The load bench's harness (`cargo xtask bench`): the front-Envoy configs it compares,
 //! Envoy processes pinned to a core, wrk runs with a new user id per request, and what the
 //! kernel says about a process (CPU time, resident memory).
 //!
@@ -12,13 +12,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serin_compiler::emit::envoy::{ingress_listener, stats_config, wasm_filter};
+use serin_compiler::emit::envoy::{ingress_listener, serin_filter, stats_config};
 use serin_compiler::emit::yaml::{Value, list, map, n, s, to_string};
 use serin_policy::Plan;
 
-use crate::{Envoy, Ports, front_config};
+use crate::{Backend, Envoy, Ports, front_config};
 
-/// The configs of issue 8, in the order the report lists them.
+/// The configs of issue 8, and Serin's native backend beside them, in the order the report
+/// lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Filter {
     /// (a) no filter: the router alone.
@@ -33,17 +34,23 @@ pub enum Filter {
     /// (d) a proxy-wasm filter that only returns `Continue`: the ABI's floor.
     EmptyWasm,
     /// (e) Envoy's own `weighted_clusters` with `use_hash_policy` on `x-user-id`.
-    Native,
+    WeightedClusters,
+    /// (f) (b) with the native backend, `libserin.so`, in place of `filter.wasm`.
+    NativeSerin,
+    /// (f′) (b′) with the native backend.
+    NativeSerinSplit,
 }
 
 impl Filter {
-    pub const ALL: [Filter; 6] = [
+    pub const ALL: [Filter; 8] = [
         Filter::None,
         Filter::Serin,
         Filter::SerinSplit,
         Filter::Lua,
         Filter::EmptyWasm,
-        Filter::Native,
+        Filter::WeightedClusters,
+        Filter::NativeSerin,
+        Filter::NativeSerinSplit,
     ];
 
     pub fn letter(self) -> &'static str {
@@ -53,7 +60,9 @@ impl Filter {
             Filter::SerinSplit => "b′",
             Filter::Lua => "c",
             Filter::EmptyWasm => "d",
-            Filter::Native => "e",
+            Filter::WeightedClusters => "e",
+            Filter::NativeSerin => "f",
+            Filter::NativeSerinSplit => "f′",
         }
     }
 
@@ -64,8 +73,26 @@ impl Filter {
             Filter::SerinSplit => "Serin, split only (percent-canary.toml)",
             Filter::Lua => "Lua hash split",
             Filter::EmptyWasm => "empty proxy-wasm filter",
-            Filter::Native => "weighted_clusters + use_hash_policy",
+            Filter::WeightedClusters => "weighted_clusters + use_hash_policy",
+            Filter::NativeSerin => "Serin native (fraud-model.toml)",
+            Filter::NativeSerinSplit => "Serin native, split only (percent-canary.toml)",
         }
+    }
+
+    /// The backend that runs Serin in this config; `None` for the configs without Serin. The
+    /// (b) and (f) rows differ in this alone, so that the two backends are compared on the
+    /// same plan, filters, routes and stats config.
+    pub fn serin_backend(self) -> Option<Backend> {
+        match self {
+            Filter::Serin | Filter::SerinSplit => Some(Backend::Wasm),
+            Filter::NativeSerin | Filter::NativeSerinSplit => Some(Backend::Native),
+            Filter::None | Filter::Lua | Filter::EmptyWasm | Filter::WeightedClusters => None,
+        }
+    }
+
+    /// Whether the config runs [`Setup::split_plan`] rather than [`Setup::plan`].
+    pub fn runs_split_plan(self) -> bool {
+        matches!(self, Filter::SerinSplit | Filter::NativeSerinSplit)
     }
 }
 
@@ -77,18 +104,42 @@ pub enum Mode {
     Proxied,
 }
 
-/// The canary's share in the Lua and native configs, in percent: what examples/fraud-model.toml
-/// gives it (`weights = { canary = 5 }`).
+/// The canary's share in the Lua and `weighted_clusters` configs, in percent: what
+/// examples/fraud-model.toml gives it (`weights = { canary = 5 }`).
 pub const CANARY_PERCENT: u64 = 5;
 
 /// What the front configs are built from.
 pub struct Setup<'a> {
     pub plan: &'a Plan,
     /// A plan with the same arms, routing header and split, and no rules, metrics, outcomes
-    /// or guards (examples/percent-canary.toml), for [`Filter::SerinSplit`].
+    /// or guards (examples/percent-canary.toml), for [`Filter::SerinSplit`] and
+    /// [`Filter::NativeSerinSplit`].
     pub split_plan: &'a Plan,
+    /// `filter.wasm`, Serin's proxy-wasm backend.
     pub serin_wasm: PathBuf,
+    /// `libserin.so`, Serin's native backend (an Envoy dynamic module).
+    pub serin_native: PathBuf,
     pub empty_wasm: PathBuf,
+}
+
+impl Setup<'_> {
+    /// The plan `which` runs (the fraud model's for the configs without Serin, whose routes
+    /// and Lua split are built from its arms).
+    pub fn plan_for(&self, which: Filter) -> &Plan {
+        if which.runs_split_plan() {
+            self.split_plan
+        } else {
+            self.plan
+        }
+    }
+
+    /// The module that runs Serin with `backend`.
+    pub fn serin_module(&self, backend: Backend) -> &Path {
+        match backend {
+            Backend::Wasm => &self.serin_wasm,
+            Backend::Native => &self.serin_native,
+        }
+    }
 }
 
 fn socket(port: u16) -> Value {
@@ -195,7 +246,7 @@ fn header_routes(plan: &Plan, mode: Mode) -> Value {
 }
 
 /// Envoy's own sticky split: one route, weighted clusters picked by the hash of `x-user-id`.
-fn native_routes(plan: &Plan) -> Value {
+fn weighted_cluster_routes(plan: &Plan) -> Value {
     let canary = plan
         .arms
         .iter()
@@ -335,37 +386,36 @@ fn strip_routing_header(plan: &Plan) -> Value {
 /// The front Envoy's bootstrap for one config, listening on `ports.listener`, its admin on
 /// `ports.admin`, upstream arms (proxied mode) on `ports.stable` and `ports.canary`.
 ///
-/// Serin proxied is exactly what `serin emit envoy` writes ([`front_config`]); Serin direct is
-/// the same filters (header_mutation, Serin, router) and stats config with direct routes.
-/// `None` for the native split in direct mode: weighted clusters need clusters to pick from.
+/// Serin proxied, with either backend, is exactly what `serin emit envoy --backend B` writes
+/// ([`front_config`]); Serin direct is the same filters (header_mutation, Serin, router) and
+/// stats config with direct routes. `None` for the `weighted_clusters` split in direct mode:
+/// weighted clusters need clusters to pick from.
 pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<String> {
-    let plan = match which {
-        Filter::SerinSplit => setup.split_plan,
-        _ => setup.plan,
-    };
-    if matches!(which, Filter::Serin | Filter::SerinSplit) && mode == Mode::Proxied {
-        return Some(front_config(
-            plan,
-            ports,
-            crate::Backend::Wasm,
-            &setup.serin_wasm,
-        ));
+    let plan = setup.plan_for(which);
+    let serin = which
+        .serin_backend()
+        .map(|backend| (backend, setup.serin_module(backend)));
+    if let (Some((backend, module)), Mode::Proxied) = (serin, mode) {
+        return Some(front_config(plan, ports, backend, module));
     }
-    if which == Filter::Native && mode == Mode::Direct {
+    if which == Filter::WeightedClusters && mode == Mode::Direct {
         return None;
     }
-    let filters = match which {
-        Filter::None | Filter::Native => vec![router()],
-        Filter::Serin | Filter::SerinSplit => vec![
+    let filters = match (which, serin) {
+        // `serin_filter` is `wasm_filter` or `native_filter` by the backend: nothing else
+        // differs between (b) and (f).
+        (_, Some((backend, module))) => vec![
             strip_routing_header(plan),
-            wasm_filter(plan, &setup.serin_wasm.display().to_string()),
+            serin_filter(plan, backend, &module.display().to_string()),
             router(),
         ],
-        Filter::Lua => vec![lua_filter(plan), router()],
-        Filter::EmptyWasm => vec![empty_wasm_filter(&setup.empty_wasm), router()],
+        (Filter::Lua, None) => vec![lua_filter(plan), router()],
+        (Filter::EmptyWasm, None) => vec![empty_wasm_filter(&setup.empty_wasm), router()],
+        // (a), and (e), whose split is in its routes.
+        (_, None) => vec![router()],
     };
     let routes = match which {
-        Filter::Native => native_routes(plan),
+        Filter::WeightedClusters => weighted_cluster_routes(plan),
         _ => header_routes(plan, mode),
     };
     let listener = ingress_listener(socket(ports.listener), "bench", routes, filters);
@@ -386,7 +436,7 @@ pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<
         static_resources.push(("clusters", list(clusters)));
     }
     let mut root = vec![("admin", map([("address", socket(ports.admin))]))];
-    if matches!(which, Filter::Serin | Filter::SerinSplit) {
+    if serin.is_some() {
         root.push(("stats_config", stats_config(plan)));
     }
     root.push(("static_resources", map(static_resources)));
@@ -631,6 +681,73 @@ pub fn served_by(port: u16, count: u32, arm: &str) -> Result<(u32, u32), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn example(file: &str) -> Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(file);
+        let source = std::fs::read_to_string(&path).expect("the example policy");
+        serin_compiler::compile_str(&source, file)
+            .expect("the example compiles")
+            .plan
+    }
+
+    /// (f) and (f′) are (b) and (b′) with the native filter in place of the wasm one, and
+    /// nothing else changed, in both modes.
+    #[test]
+    fn the_native_rows_differ_from_the_wasm_rows_in_the_filter_alone() {
+        let (plan, split_plan) = (example("fraud-model.toml"), example("percent-canary.toml"));
+        let setup = Setup {
+            plan: &plan,
+            split_plan: &split_plan,
+            serin_wasm: PathBuf::from("/m/filter.wasm"),
+            serin_native: PathBuf::from("/m/libserin.so"),
+            empty_wasm: PathBuf::from("/m/empty.wasm"),
+        };
+        let ports = Ports::SHIPPED;
+        for (wasm, native, plan) in [
+            (Filter::Serin, Filter::NativeSerin, &plan),
+            (Filter::SerinSplit, Filter::NativeSerinSplit, &split_plan),
+        ] {
+            for mode in [Mode::Direct, Mode::Proxied] {
+                // Each config parsed back, its Serin filter replaced by a marker: what is left
+                // must be the same document.
+                let without_filter = |which: Filter, backend, module| {
+                    let yaml = config(&setup, which, mode, ports).expect("a config");
+                    let mut doc: Value = serde_norway::from_str(&yaml).expect("YAML");
+                    let filter = serin_filter(plan, backend, module);
+                    let replaced = replace(&mut doc, &filter, &s("SERIN"));
+                    assert_eq!(
+                        replaced,
+                        1,
+                        "({}) {mode:?}: its Serin filter",
+                        which.letter()
+                    );
+                    doc
+                };
+                assert_eq!(
+                    without_filter(native, Backend::Native, "/m/libserin.so"),
+                    without_filter(wasm, Backend::Wasm, "/m/filter.wasm"),
+                    "({}) against ({}), {mode:?}",
+                    native.letter(),
+                    wasm.letter()
+                );
+            }
+        }
+    }
+
+    /// Replace every value equal to `from` in `doc` by `to`; how many there were.
+    fn replace(doc: &mut Value, from: &Value, to: &Value) -> usize {
+        if doc == from {
+            *doc = to.clone();
+            return 1;
+        }
+        match doc {
+            Value::Sequence(items) => items.iter_mut().map(|v| replace(v, from, to)).sum(),
+            Value::Mapping(m) => m.values_mut().map(|v| replace(v, from, to)).sum(),
+            _ => 0,
+        }
+    }
 
     #[test]
     fn reads_wrk_output() {

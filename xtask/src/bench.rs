@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: the load bench of issue 8, in real Envoy.
 //!
-//! Five front configs (no filter, Serin, a Lua hash split, an empty proxy-wasm filter, Envoy's
-//! native hash split; see `serin_e2e::bench`), measured in interleaved rounds in one run, once
-//! with direct-response routes and once proxying to the stand-in upstreams. The front Envoy
+//! The front configs of `serin_e2e::bench` (no filter, Serin on each of its two backends with the
+//! fraud model and with a split alone, a Lua hash split, an empty proxy-wasm filter, Envoy's
+//! `weighted_clusters` hash split), measured in interleaved rounds in one run, once with
+//! direct-response routes and once proxying to the stand-in upstreams. The front Envoy
 //! (one worker) is pinned to core 0; wrk (one thread) and the upstream Envoy share core 1.
 //! Prints a table and, for a full run, rewrites the "Load bench in real Envoy" section of
 //! BENCHMARKS.md (a short one; the method in full is here).
@@ -27,7 +28,9 @@
 //! config − the same difference for (a). That is one more VM instance (its linear memory as far as
 //! touched, its contexts), with the module's compiled code shared. "With one worker" also counts
 //! the main thread's VM and V8 itself. Each figure is one reading, good to a few hundred KiB; a
-//! negative per-worker figure is reported as no reading.
+//! negative per-worker figure is reported as no reading. The native backend has no VM: its
+//! per-worker figure is one more engine (its filter config makes one per worker), the module's
+//! code being loaded once per process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,13 +40,21 @@ use serin_e2e::bench::{self, Filter, Mode, Pinned, Setup, WrkResult};
 use serin_e2e::{Ports, free_port, upstream_config};
 
 use crate::shell::output;
-use crate::{envoy_config, tools, wasm};
+use crate::{envoy_config, native, tools, wasm};
 
 const POLICY: &str = "examples/fraud-model.toml";
 const SPLIT_POLICY: &str = "examples/percent-canary.toml";
 pub const SECTION: &str = "## Load bench in real Envoy";
 const FRONT_CORE: u32 = 0;
 const OTHER_CORE: u32 = 1;
+/// The configs whose resident memory is read: (a), the base of every difference; Serin on each
+/// backend; (d), the proxy-wasm floor.
+const MEMORY_CONFIGS: [Filter; 4] = [
+    Filter::None,
+    Filter::Serin,
+    Filter::EmptyWasm,
+    Filter::NativeSerin,
+];
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--rounds N] [--seconds S] [--warmup S] [--connections C]
@@ -300,6 +311,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         ));
     }
     let serin_wasm = wasm::build_filter(root)?;
+    let serin_native = native::build(root)?;
     let empty_wasm = wasm::build_wasm(root, "serin-bench-empty-filter")?;
     let plan = Box::leak(Box::new(envoy_config::compile_example(root, POLICY)?));
     let split_plan = Box::leak(Box::new(envoy_config::compile_example(root, SPLIT_POLICY)?));
@@ -315,8 +327,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         setup: Setup {
             plan,
             split_plan,
-            serin_wasm: serin_wasm.clone(),
-            empty_wasm: empty_wasm.clone(),
+            serin_wasm,
+            serin_native,
+            empty_wasm,
         },
     };
 
@@ -340,7 +353,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         .modes
         .iter()
         .flat_map(|&m| Filter::ALL.map(|f| (m, f)))
-        .filter(|&(m, f)| !(m == Mode::Direct && f == Filter::Native))
+        .filter(|&(m, f)| !(m == Mode::Direct && f == Filter::WeightedClusters))
         .collect();
     let per_run = args.seconds + args.warmup;
     eprintln!(
@@ -417,7 +430,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 
     eprintln!("bench: memory (RSS after load, 1 and 2 workers)");
     let mut memory = Memory { rss: Vec::new() };
-    for f in [Filter::None, Filter::Serin, Filter::EmptyWasm] {
+    for f in MEMORY_CONFIGS {
         let mut two = [0u64; 2];
         for (i, workers) in [1, 2].into_iter().enumerate() {
             let ports = Ports {
@@ -430,7 +443,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         memory.rss.push((f, two[0], two[1]));
     }
 
-    let report = report(&ctx, &args, &results, &memory, &serin_wasm, &empty_wasm);
+    let report = report(&ctx, &args, &results, &memory);
     println!("{report}");
     if args.write {
         write_section(&root.join("BENCHMARKS.md"), SECTION, &report)?;
@@ -442,7 +455,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Round 0: 1,000 requests from new users; the share the canary answered shows that the split
-/// really happens (about 5% for Serin, Lua and native; 0 for the others).
+/// really happens (about 5% for Serin, Lua and `weighted_clusters`; 0 for the others).
 fn check_split(
     front: &Pinned,
     ctx: &Ctx,
@@ -491,7 +504,7 @@ fn machine() -> String {
     format!("{cores} cores ({cpu})")
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub fn verdict(ok: bool) -> &'static str {
     if ok { "**met**" } else { "**not met**" }
 }
 
@@ -502,16 +515,11 @@ struct Meta {
     machine: String,
     serin_size: u64,
     empty_size: u64,
+    /// `libserin.so`, the native backend.
+    native_size: u64,
 }
 
-fn report(
-    ctx: &Ctx,
-    args: &Args,
-    results: &Results,
-    memory: &Memory,
-    serin_wasm: &Path,
-    empty_wasm: &Path,
-) -> String {
+fn report(ctx: &Ctx, args: &Args, results: &Results, memory: &Memory) -> String {
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let meta = Meta {
         date: output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default(),
@@ -525,8 +533,9 @@ fn report(
             })
             .unwrap_or_else(|| tools::ENVOY_VERSION.into()),
         machine: machine(),
-        serin_size: size(serin_wasm),
-        empty_size: size(empty_wasm),
+        serin_size: size(&ctx.setup.serin_wasm),
+        empty_size: size(&ctx.setup.empty_wasm),
+        native_size: size(&ctx.setup.serin_native),
     };
     render(&meta, args, results, memory)
 }
@@ -534,7 +543,8 @@ fn report(
 /// The section `write_section` puts under [`SECTION`]: short, one sentence a line, and no
 /// `## ` heading of its own after the first line (it would end the section for the next run).
 fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> String {
-    let (serin_size, empty_size) = (meta.serin_size, meta.empty_size);
+    let (serin_size, empty_size, native_size) =
+        (meta.serin_size, meta.empty_size, meta.native_size);
     let mut r = format!(
         "{SECTION}\n\n\
          Measured {} with `cargo xtask bench`: Envoy {}, {} rounds × {} s per config after {} s \
@@ -560,7 +570,9 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
          same 5% split and nothing else; (c) a Lua filter, 5% by an FNV-1a hash of `x-user-id`; \
          (d) `bench/empty-filter`, a proxy-wasm filter that only returns `Continue` (Serin's SDK \
          and build profile: the ABI's floor); (e) no filter, `weighted_clusters` 95/5 with \
-         `use_hash_policy` on `x-user-id`.\n\
+         `use_hash_policy` on `x-user-id`; (f) and (f′) (b) and (b′) with `--backend native`: \
+         `libserin.so`, an Envoy dynamic module, in place of `filter.wasm`, and nothing else \
+         changed.\n\
          Direct-response routes answer in the front Envoy, so the filter's cost dominates ((e) \
          needs clusters: proxied only); proxied routes go to the stand-in models of \
          `envoy-config/upstreams.yaml`. Front CPU is the front Envoy's user + system time per \
@@ -581,14 +593,15 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
     }
 
     let kib = |v: Option<i64>| v.map_or("—".into(), |k| format!("{:.2} MiB", k as f64 / 1024.0));
+    let size = |bytes: u64| format!("{bytes} bytes ({:.0} KiB)", bytes as f64 / 1024.0);
     r.push_str("### Size and memory\n\n");
     r.push_str(&format!(
-        "- `filter.wasm`: **{serin_size} bytes ({:.0} KiB)**; the empty proxy-wasm filter: {empty_size} \
-         bytes ({:.0} KiB).\n",
-        serin_size as f64 / 1024.0,
-        empty_size as f64 / 1024.0
+        "- `filter.wasm`: **{}**; `libserin.so`: {}; the empty proxy-wasm filter: {}.\n",
+        size(serin_size),
+        size(native_size),
+        size(empty_size),
     ));
-    for f in [Filter::Serin, Filter::EmptyWasm] {
+    for f in MEMORY_CONFIGS.into_iter().filter(|&f| f != Filter::None) {
         r.push_str(&format!(
             "- ({}) {}: **{}** per additional worker; {} with one worker, beyond (a).\n",
             f.letter(),
@@ -600,16 +613,16 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
     r.push_str(
         "\nMemory is the process's `VmRSS` after 2 s of load with one worker and with two \
          (Envoy's `/memory` does not count V8's heap): per additional worker = the config's \
-         difference − (a)'s, one more VM instance with the compiled code shared. One reading \
-         each, good to a few hundred KiB.\n\n",
+         difference − (a)'s, one more VM instance with the compiled code shared (for (f), one \
+         more engine, no VM). One reading each, good to a few hundred KiB.\n\n",
     );
 
-    r.push_str("### Against the targets of issue 8\n\n");
     let find = |rows: &[Row], f: Filter| {
         rows.iter()
             .find(|r| r.filter == f)
             .map(|r| (r.ratio, r.p99))
     };
+    r.push_str("### Against the targets of issue 8\n\n");
     if let (Some((b, b99)), Some((c, _)), Some((d, _)), Some((_, a99))) = (
         find(&direct, Filter::Serin),
         find(&direct, Filter::Lua),
@@ -654,18 +667,81 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
         verdict(serin_size <= 150_000)
     ));
     if let Some(k) = memory.per_worker_kib(Filter::Serin) {
-        // Two RSS differences of one reading each: a negative result is noise, not a pass.
-        let v = if k < 0 {
-            "**no reading** (negative: noise; rerun)"
-        } else {
-            verdict(k <= 2048)
-        };
         r.push_str(&format!(
-            "- VM memory ≤ 2 MB per worker: {} — {v}.\n",
+            "- VM memory ≤ 2 MB per worker: {} — {}.\n",
             kib(Some(k)),
+            memory_verdict(k, 2048)
         ));
     }
+    r.push_str(
+        "- Restated against the empty filter (d), in instructions per request: (b′) ≤ (d) + \
+         40 k and (b) ≤ (d) + 65 k: see [Instructions per \
+         request](#instructions-per-request-callgrind).\n",
+    );
+
+    r.push_str("\n### Against the native backend's targets\n\n");
+    if let (Some((f, _)), Some((f_split, _)), Some((c, _))) = (
+        find(&direct, Filter::NativeSerin),
+        find(&direct, Filter::NativeSerinSplit),
+        find(&direct, Filter::Lua),
+    ) {
+        r.push_str(&format!(
+            "- Direct: (f′) ≥ 0.90 × (a) in rps: {:.3} — {}.\n",
+            f_split,
+            verdict(f_split >= 0.90)
+        ));
+        r.push_str(&format!(
+            "- Direct: (f) ≥ 0.85 × (a) in rps: {:.3} — {}.\n",
+            f,
+            verdict(f >= 0.85)
+        ));
+        r.push_str(&format!(
+            "- Direct: (f) and (f′) above (c): {:.3} and {:.3} vs {:.3} — {}.\n",
+            f,
+            f_split,
+            c,
+            verdict(f > c && f_split > c)
+        ));
+    }
+    if let (Some((f, f99)), Some((_, a99))) = (
+        find(&proxied, Filter::NativeSerin),
+        find(&proxied, Filter::None),
+    ) {
+        r.push_str(&format!(
+            "- Proxied: (f) ≥ 0.95 × (a) in rps: {:.3} — {}.\n",
+            f,
+            verdict(f >= 0.95)
+        ));
+        r.push_str(&format!(
+            "- Proxied: p99 of (f) ≤ 1.15 × (a): {} vs {} ({:.2}×) — {}.\n",
+            ms(f99),
+            ms(a99),
+            f99 / a99,
+            verdict(f99 <= 1.15 * a99)
+        ));
+    }
+    if let Some(k) = memory.per_worker_kib(Filter::NativeSerin) {
+        r.push_str(&format!(
+            "- Memory ≤ 0.5 MiB per additional worker beyond (a): {} — {}.\n",
+            kib(Some(k)),
+            memory_verdict(k, 512)
+        ));
+    }
+    r.push_str(
+        "- (f′) ≤ (a) + 10 k instructions per request: see [Instructions per \
+         request](#instructions-per-request-callgrind).\n",
+    );
     r
+}
+
+/// A per-worker memory figure against its limit, in KiB. It is the difference of two RSS
+/// differences of one reading each: a negative result is noise, not a pass.
+fn memory_verdict(per_worker_kib: i64, limit_kib: i64) -> &'static str {
+    if per_worker_kib < 0 {
+        "**no reading** (negative: noise; rerun)"
+    } else {
+        verdict(per_worker_kib <= limit_kib)
+    }
 }
 
 /// Replace the section under `heading` up to the next `## ` heading (or the end), or append it.
@@ -746,7 +822,7 @@ mod tests {
     }
 
     /// One round per config, with the figures of the 2026-11-27 run where one round can give
-    /// them.
+    /// them; the native backend's rows are made up, to exercise its targets both ways.
     fn one_round() -> (super::Args, super::Results, super::Memory) {
         use super::{Args, Filter, Memory, Mode, Results, Sample, WrkResult, mode_key};
         let args = Args {
@@ -765,11 +841,21 @@ mod tests {
             (Filter::SerinSplit, 46405.0, 710.0, 960.0, 21.4, 0.054),
             (Filter::Lua, 61600.0, 520.0, 700.0, 16.2, 0.059),
             (Filter::EmptyWasm, 66490.0, 490.0, 670.0, 15.0, 0.0),
+            (Filter::NativeSerin, 70277.0, 450.0, 600.0, 14.1, 0.054),
+            (Filter::NativeSerinSplit, 73471.0, 430.0, 580.0, 13.5, 0.054),
         ];
         let proxied = [
             (Filter::None, 30283.0, 1020.0, 1620.0, 30.6, 0.0),
             (Filter::Serin, 20888.0, 1480.0, 2440.0, 46.5, 0.054),
-            (Filter::Native, 30546.0, 1020.0, 1650.0, 30.7, 0.057),
+            (
+                Filter::WeightedClusters,
+                30546.0,
+                1020.0,
+                1650.0,
+                30.7,
+                0.057,
+            ),
+            (Filter::NativeSerin, 29072.0, 1060.0, 1900.0, 31.9, 0.054),
         ];
         for (mode, rows) in [(Mode::Direct, &direct[..]), (Mode::Proxied, &proxied[..])] {
             for &(f, rps, p50_us, p99_us, cpu_us, canary) in rows {
@@ -794,6 +880,7 @@ mod tests {
                 (Filter::None, 100_000, 110_000),
                 (Filter::Serin, 141_482, 153_694),
                 (Filter::EmptyWasm, 128_836, 139_645),
+                (Filter::NativeSerin, 101_200, 111_400),
             ],
         };
         (args, results, memory)
@@ -806,6 +893,7 @@ mod tests {
             machine: "2 cores (Intel(R) Xeon(R) Processor)".into(),
             serin_size: 386_037,
             empty_size: 71_935,
+            native_size: 2_412_304,
         }
     }
 
@@ -815,10 +903,26 @@ mod tests {
         let s = super::render(&meta(), &args, &results, &memory);
         assert!(s.starts_with(&format!("{}\n\n", super::SECTION)));
         assert_eq!(s.matches("\n## ").count(), 0);
-        assert!(s.lines().count() < 45, "{} lines", s.lines().count());
+        assert!(s.lines().count() < 60, "{} lines", s.lines().count());
         assert!(s.contains("| (b) Serin (fraud-model.toml) | **0.502** (0.502–0.502) | 40084 |"));
         assert!(s.contains("- VM memory ≤ 2 MB per worker: 2.16 MiB — **not met**.\n"));
         assert!(s.contains("- Direct: p99 of (b) ≤ 1.2 × (a): 1.15 ms vs 0.54 ms (2.13×)"));
+        assert!(s.contains(
+            "| (f′) Serin native, split only (percent-canary.toml) | **0.920** (0.920–0.920) |"
+        ));
+        for line in [
+            "- Direct: (f′) ≥ 0.90 × (a) in rps: 0.920 — **met**.\n",
+            "- Direct: (f) ≥ 0.85 × (a) in rps: 0.880 — **met**.\n",
+            "- Direct: (f) and (f′) above (c): 0.880 and 0.920 vs 0.771 — **met**.\n",
+            "- Proxied: (f) ≥ 0.95 × (a) in rps: 0.960 — **met**.\n",
+            "- Proxied: p99 of (f) ≤ 1.15 × (a): 1.90 ms vs 1.62 ms (1.17×) — **not met**.\n",
+            "- Memory ≤ 0.5 MiB per additional worker beyond (a): 0.20 MiB — **met**.\n",
+        ] {
+            assert!(s.contains(line), "{line}");
+        }
+        // The native rows sit after (e) in the proxied table, as the letters go.
+        let proxied = &s[s.find("### Proxied").unwrap()..];
+        assert!(proxied.find("| (e) ").unwrap() < proxied.find("| (f) ").unwrap());
     }
 
     /// A negative per-worker figure (two one-off RSS differences) is noise, not a pass.
@@ -828,6 +932,9 @@ mod tests {
         memory.rss[1] = (super::Filter::Serin, 141_482, 150_000);
         let s = super::render(&meta(), &args, &results, &memory);
         assert!(s.contains("- VM memory ≤ 2 MB per worker: -1.45 MiB — **no reading**"));
+        memory.rss[3] = (super::Filter::NativeSerin, 101_200, 110_000);
+        let s = super::render(&meta(), &args, &results, &memory);
+        assert!(s.contains("beyond (a): -1.17 MiB — **no reading**"));
     }
 
     /// The generators' headings are in BENCHMARKS.md, once each, so that a rerun replaces its

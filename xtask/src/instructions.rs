@@ -1,7 +1,8 @@
 //! `cargo xtask bench-instructions [--requests N] [--no-write]`: how many instructions the front
 //! Envoy executes per request under each config of the load bench (direct-response routes),
 //! counted by valgrind's callgrind. For experiments, `--only b′,d` counts some configs (by
-//! letter) and `--filter-wasm PATH` a variant of the filter built elsewhere; neither writes.
+//! letter), and `--filter-wasm PATH` and `--native-module PATH` a variant of either backend
+//! built elsewhere; none of them writes.
 //!
 //! The load bench's requests per second move by 10% or more from run to run on a shared
 //! machine; an instruction count does not: the same binary, config and requests give the same
@@ -12,6 +13,10 @@
 //! counted requests, which under callgrind's slowdown last some seconds, so tick work is
 //! over-weighted a little against a real load.
 //!
+//! The report judges the rows against the instruction targets: the native backend's split
+//! (f′) within 10 k of no filter (a); proxy-wasm's rows against the empty filter (d) rather than
+//! (a), because (d), the ABI's floor, is a cost no proxy-wasm filter can go below.
+//!
 //! Rewrites the "Instructions per request" section of BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
@@ -21,25 +26,56 @@ use serin_e2e::bench::{self, Filter, Mode, Setup};
 use serin_e2e::{Envoy, Ports};
 
 use crate::shell;
-use crate::{tools, wasm};
+use crate::{native, tools, wasm};
 
 pub const SECTION: &str = "## Instructions per request (callgrind)";
 const POLICY: &str = "examples/fraud-model.toml";
 const SPLIT_POLICY: &str = "examples/percent-canary.toml";
-const CONFIGS: [Filter; 5] = [
+/// The load bench's configs but (e), which needs clusters and so cannot run on direct routes.
+const CONFIGS: [Filter; 7] = [
     Filter::None,
     Filter::Serin,
     Filter::SerinSplit,
     Filter::Lua,
     Filter::EmptyWasm,
+    Filter::NativeSerin,
+    Filter::NativeSerinSplit,
+];
+
+/// An instruction target: `row` at most `limit` instructions per request over `base`.
+struct Target {
+    row: Filter,
+    base: Filter,
+    limit: f64,
+}
+
+/// The native backend's split next to no filter at all; proxy-wasm's rows next to the empty
+/// proxy-wasm filter, the floor any proxy-wasm filter pays.
+const TARGETS: [Target; 3] = [
+    Target {
+        row: Filter::NativeSerinSplit,
+        base: Filter::None,
+        limit: 10_000.0,
+    },
+    Target {
+        row: Filter::SerinSplit,
+        base: Filter::EmptyWasm,
+        limit: 40_000.0,
+    },
+    Target {
+        row: Filter::Serin,
+        base: Filter::EmptyWasm,
+        limit: 65_000.0,
+    },
 ];
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut requests = 2_000u32;
     let mut write = true;
-    // For experiments: some configs only, and a variant of the filter built elsewhere.
+    // For experiments: some configs only, and a variant of either backend built elsewhere.
     let mut only: Option<Vec<String>> = None;
     let mut filter_wasm: Option<PathBuf> = None;
+    let mut native_module: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -59,6 +95,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 let path = it.next().ok_or("--filter-wasm takes a module path")?;
                 filter_wasm = Some(PathBuf::from(path));
             }
+            "--native-module" => {
+                let path = it.next().ok_or("--native-module takes a library path")?;
+                native_module = Some(PathBuf::from(path));
+            }
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -73,14 +113,18 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let plan = compile(POLICY)?;
     let split_plan = compile(SPLIT_POLICY)?;
-    // A variant of the filter, or some configs only, is an experiment: print, do not write.
-    let experiment = only.is_some() || filter_wasm.is_some();
+    // A variant of either backend, or some configs only, is an experiment: print, do not write.
+    let experiment = only.is_some() || filter_wasm.is_some() || native_module.is_some();
     let setup = Setup {
         plan: &plan,
         split_plan: &split_plan,
         serin_wasm: match filter_wasm {
             Some(path) => path,
             None => wasm::build_filter(root)?,
+        },
+        serin_native: match native_module {
+            Some(path) => path,
+            None => native::build(root)?,
         },
         empty_wasm: wasm::build_wasm(root, "serin-bench-empty-filter")?,
     };
@@ -204,8 +248,8 @@ fn render(rows: &[(Filter, f64)], requests: u32, date: &str) -> String {
          the count does not see cache misses or waiting, and Envoy's 1 s timers (Serin's tick) \
          weigh a little more per request than under real load.\n\
          \"(a) ÷ config\" is the rps ratio the load bench would show if time were proportional to \
-         instructions. Every run without `--only`, `--filter-wasm` or `--no-write` rewrites this \
-         section.\n\n\
+         instructions. Every run without `--only`, `--filter-wasm`, `--native-module` or \
+         `--no-write` rewrites this section.\n\n\
          | config | instructions per request | over (a) | (a) ÷ config |\n|---|---|---|---|\n",
         tools::ENVOY_VERSION
     );
@@ -219,6 +263,29 @@ fn render(rows: &[(Filter, f64)], requests: u32, date: &str) -> String {
             base / n
         ));
     }
+    let row = |f: Filter| rows.iter().find(|r| r.0 == f).map(|r| r.1);
+    let judged: Vec<String> = TARGETS
+        .iter()
+        .filter_map(|t| {
+            let over = row(t.row)? - row(t.base)?;
+            Some(format!(
+                "- ({}) ≤ ({}) + {:.0} k: {:+.0} — {}.\n",
+                t.row.letter(),
+                t.base.letter(),
+                t.limit / 1000.0,
+                over,
+                crate::bench::verdict(over <= t.limit)
+            ))
+        })
+        .collect();
+    if !judged.is_empty() {
+        s.push_str(
+            "\nAgainst the targets, in instructions per request over the row named: the native \
+             backend's split against no filter; proxy-wasm's rows against the empty proxy-wasm \
+             filter (d), the floor every proxy-wasm filter pays.\n\n",
+        );
+        s.push_str(&judged.concat());
+    }
     s
 }
 
@@ -230,15 +297,37 @@ mod tests {
     /// early for the next rewrite.
     #[test]
     fn the_section_is_one_section() {
+        // The 2026-11-26 figures, and made-up ones for the native rows.
         let rows: Vec<(Filter, f64)> = CONFIGS
             .iter()
-            .zip([90344.0, 183542.0, 154465.0, 109573.0, 107466.0])
+            .zip([
+                90344.0, 183542.0, 154465.0, 109573.0, 107466.0, 104000.0, 99000.0,
+            ])
             .map(|(&f, n)| (f, n))
             .collect();
         let s = render(&rows, 2000, "2026-11-26");
         assert!(s.starts_with(&format!("{SECTION}\n\n")));
         assert_eq!(s.matches("\n## ").count(), 0);
         assert!(s.contains("| (b) Serin (fraud-model.toml) | 183542 | +93198 | 0.492 |\n"));
-        assert!(s.lines().count() < 16);
+        assert!(s.contains(
+            "| (f′) Serin native, split only (percent-canary.toml) | 99000 | +8656 | 0.913 |\n"
+        ));
+        assert!(s.contains("- (f′) ≤ (a) + 10 k: +8656 — **met**.\n"));
+        assert!(s.contains("- (b′) ≤ (d) + 40 k: +46999 — **not met**.\n"));
+        assert!(s.contains("- (b) ≤ (d) + 65 k: +76076 — **not met**.\n"));
+        assert!(s.lines().count() < 24, "{} lines", s.lines().count());
+    }
+
+    /// With `--only`, a target whose rows were not both counted is left out, not judged.
+    #[test]
+    fn a_target_needs_both_its_rows() {
+        let rows = [
+            (Filter::EmptyWasm, 107466.0),
+            (Filter::SerinSplit, 140000.0),
+        ];
+        let s = render(&rows, 2000, "2026-11-26");
+        assert!(s.contains("- (b′) ≤ (d) + 40 k: +32534 — **met**.\n"));
+        assert!(!s.contains("(f′) ≤"));
+        assert!(!s.contains("(b) ≤"));
     }
 }

@@ -24,7 +24,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  bench          load bench in real Envoy: Serin beside no filter, Lua, an empty wasm filter, native split
+  bench          load bench in real Envoy: Serin on each backend beside no filter, Lua, an empty wasm filter,
+                 weighted_clusters
   bench-instructions  the bench's configs under callgrind: instructions per request, deterministic
   budget         instructions per routing decision under callgrind, failed above their budgets
   demo           build everything, run Envoy with an example policy, send traffic, show the split
