@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serin_compiler::emit::envoy::{ingress_listener, serin_filter, stats_config};
+use serin_compiler::emit::envoy::{http_filters, ingress_listener, stats_config};
 use serin_compiler::emit::yaml::{Value, list, map, n, s, to_string};
 use serin_policy::Plan;
 
@@ -366,29 +366,12 @@ fn empty_wasm_filter(wasm: &Path) -> Value {
     )
 }
 
-/// The header_mutation filter `serin emit envoy` puts before Serin.
-fn strip_routing_header(plan: &Plan) -> Value {
-    filter(
-        "envoy.filters.http.header_mutation",
-        typed(
-            "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-            vec![(
-                "mutations",
-                map([(
-                    "request_mutations",
-                    list([map([("remove", s(&plan.routing_header))])]),
-                )]),
-            )],
-        ),
-    )
-}
-
 /// The front Envoy's bootstrap for one config, listening on `ports.listener`, its admin on
 /// `ports.admin`, upstream arms (proxied mode) on `ports.stable` and `ports.canary`.
 ///
 /// Serin proxied, with either backend, is exactly what `serin emit envoy --backend B` writes
-/// ([`front_config`]); Serin direct is the same filters (header_mutation, Serin, router) and
-/// stats config with direct routes. `None` for the `weighted_clusters` split in direct mode:
+/// ([`front_config`]); Serin direct is the same filters ([`http_filters`]) and stats config
+/// with direct routes. `None` for the `weighted_clusters` split in direct mode:
 /// weighted clusters need clusters to pick from.
 pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<String> {
     let plan = setup.plan_for(which);
@@ -402,13 +385,8 @@ pub fn config(setup: &Setup, which: Filter, mode: Mode, ports: Ports) -> Option<
         return None;
     }
     let filters = match (which, serin) {
-        // `serin_filter` is `wasm_filter` or `native_filter` by the backend: nothing else
-        // differs between (b) and (f).
-        (_, Some((backend, module))) => vec![
-            strip_routing_header(plan),
-            serin_filter(plan, backend, &module.display().to_string()),
-            router(),
-        ],
+        // What `serin emit envoy --backend B` puts in the chain.
+        (_, Some((backend, module))) => http_filters(plan, backend, &module.display().to_string()),
         (Filter::Lua, None) => vec![lua_filter(plan), router()],
         (Filter::EmptyWasm, None) => vec![empty_wasm_filter(&setup.empty_wasm), router()],
         // (a), and (e), whose split is in its routes.
@@ -692,10 +670,11 @@ mod tests {
             .plan
     }
 
-    /// (f) and (f′) are (b) and (b′) with the native filter in place of the wasm one, and
+    /// (f) and (f′) are (b) and (b′) with the native backend's filter chain in place of the
+    /// wasm one's (the native filter alone, the wasm filter behind `header_mutation`), and
     /// nothing else changed, in both modes.
     #[test]
-    fn the_native_rows_differ_from_the_wasm_rows_in_the_filter_alone() {
+    fn the_native_rows_differ_from_the_wasm_rows_in_the_filter_chain_alone() {
         let (plan, split_plan) = (example("fraud-model.toml"), example("percent-canary.toml"));
         let setup = Setup {
             plan: &plan,
@@ -710,17 +689,17 @@ mod tests {
             (Filter::SerinSplit, Filter::NativeSerinSplit, &split_plan),
         ] {
             for mode in [Mode::Direct, Mode::Proxied] {
-                // Each config parsed back, its Serin filter replaced by a marker: what is left
+                // Each config parsed back, its filter chain replaced by a marker: what is left
                 // must be the same document.
                 let without_filter = |which: Filter, backend, module| {
                     let yaml = config(&setup, which, mode, ports).expect("a config");
                     let mut doc: Value = serde_norway::from_str(&yaml).expect("YAML");
-                    let filter = serin_filter(plan, backend, module);
+                    let filter = list(http_filters(plan, backend, module));
                     let replaced = replace(&mut doc, &filter, &s("SERIN"));
                     assert_eq!(
                         replaced,
                         1,
-                        "({}) {mode:?}: its Serin filter",
+                        "({}) {mode:?}: its filter chain",
                         which.letter()
                     );
                     doc

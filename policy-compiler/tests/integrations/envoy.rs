@@ -234,7 +234,8 @@ fn cli_upstreams_and_usage_errors() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let d = doc(&String::from_utf8(out.stdout).unwrap());
-    let serin_filter = &hcm(&d)["http_filters"][1]["typed_config"];
+    // Serin first (no header_mutation: the native filter has no fail-open path to guard).
+    let serin_filter = &hcm(&d)["http_filters"][0]["typed_config"];
     assert_eq!(
         serin_filter["dynamic_module_config"]["module"]["local"]["filename"],
         "target/native/libserin.so"
