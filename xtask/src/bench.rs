@@ -571,8 +571,8 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
          (d) `bench/empty-filter`, a proxy-wasm filter that only returns `Continue` (Serin's SDK \
          and build profile: the ABI's floor); (e) no filter, `weighted_clusters` 95/5 with \
          `use_hash_policy` on `x-user-id`; (f) and (f′) (b) and (b′) with `--backend native`: \
-         `libserin.so`, an Envoy dynamic module, in place of `filter.wasm`, and nothing else \
-         changed.\n\
+         `libserin.so`, an Envoy dynamic module, in place of `filter.wasm`, without the \
+         header_mutation filter that only a fail-open wasm filter needs.\n\
          Direct-response routes answer in the front Envoy, so the filter's cost dominates ((e) \
          needs clusters: proxied only); proxied routes go to the stand-in models of \
          `envoy-config/upstreams.yaml`. Front CPU is the front Envoy's user + system time per \
