@@ -18,25 +18,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use serin_fuzz::{PluginConfig, forbidden};
 use serin_host_tests::{Host, Worker};
-
-/// Header bytes Envoy's codecs never let through, so the filter never sees them and must never
-/// produce them.
-fn forbidden(b: u8) -> bool {
-    matches!(b, b'\r' | b'\n' | 0)
-}
-
-#[derive(Arbitrary, Debug)]
-enum Config {
-    Example(u8),
-    /// An example plan with `bytes` written over it at `at`.
-    Mutated {
-        example: u8,
-        at: u16,
-        bytes: Vec<u8>,
-    },
-    Raw(Vec<u8>),
-}
 
 #[derive(Arbitrary, Debug)]
 struct Exchange {
@@ -61,55 +44,17 @@ enum Response {
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    config: Config,
+    config: PluginConfig,
     exchanges: Vec<Exchange>,
 }
 
-struct Fixture {
-    host: Host,
-    /// The example plans, as `serin compile` writes them.
-    plans: Vec<Vec<u8>>,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
+/// One wasmtime host with the compiled filter, for every run.
+fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
         let wasm = serin_host_tests::filter_wasm().expect("filter.wasm is built");
-        let host = Host::new(&wasm).expect("filter.wasm loads");
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .expect("examples/")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        names.sort();
-        let plans = names
-            .iter()
-            .map(|path| {
-                let source = std::fs::read_to_string(path).expect("readable");
-                let compiled =
-                    serin_compiler::compile_str(&source, "example.toml").expect("examples compile");
-                compiled.plan.to_json().into_bytes()
-            })
-            .collect();
-        Fixture { host, plans }
+        Host::new(&wasm).expect("filter.wasm loads")
     })
-}
-
-fn plugin_config(config: &Config, plans: &[Vec<u8>]) -> Vec<u8> {
-    let pick = |i: u8| plans[usize::from(i) % plans.len()].clone();
-    match config {
-        Config::Example(i) => pick(*i),
-        Config::Mutated { example, at, bytes } => {
-            let mut plan = pick(*example);
-            let at = usize::from(*at) % plan.len();
-            for (slot, b) in plan[at..].iter_mut().zip(bytes) {
-                *slot = *b;
-            }
-            plan
-        }
-        Config::Raw(bytes) => bytes.clone(),
-    }
 }
 
 /// Header names as a codec hands them over: lower case, not empty, no forbidden bytes.
@@ -199,9 +144,8 @@ fn exchange(worker: &mut Worker, arms: &[String], routing_header: &str, ex: &Exc
 }
 
 fuzz_target!(|input: Input| {
-    let fixture = fixture();
-    let config = plugin_config(&input.config, &fixture.plans);
-    let host = fixture.host.fresh();
+    let config = input.config.bytes();
+    let host = host().fresh();
     let mut workers = Vec::new();
     for _ in 0..2 {
         let mut w = host.worker().expect("a worker starts");

@@ -9,22 +9,12 @@
 //! `cargo xtask fuzz native`.
 #![no_main]
 
-use std::sync::{Once, OnceLock};
+use std::sync::Once;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serin_fake_envoy::{Config, Hostile, Response, StreamState, with_host};
-
-#[derive(Arbitrary, Debug)]
-enum PluginConfig {
-    Example(u8),
-    Mutated {
-        example: u8,
-        at: u16,
-        bytes: Vec<u8>,
-    },
-    Raw(Vec<u8>),
-}
+use serin_fuzz::{PluginConfig, forbidden};
 
 #[derive(Arbitrary, Debug)]
 struct Exchange {
@@ -45,49 +35,6 @@ struct Input {
     exchanges: Vec<Exchange>,
 }
 
-fn forbidden(b: u8) -> bool {
-    matches!(b, b'\r' | b'\n' | 0)
-}
-
-fn plans() -> &'static [Vec<u8>] {
-    static PLANS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    PLANS.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .expect("examples/")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|path| {
-                let source = std::fs::read_to_string(path).expect("readable");
-                let compiled =
-                    serin_compiler::compile_str(&source, "example.toml").expect("examples compile");
-                compiled.plan.to_json().into_bytes()
-            })
-            .collect()
-    })
-}
-
-fn plugin_config(config: &PluginConfig) -> Vec<u8> {
-    let plans = plans();
-    let pick = |i: u8| plans[usize::from(i) % plans.len()].clone();
-    match config {
-        PluginConfig::Example(i) => pick(*i),
-        PluginConfig::Mutated { example, at, bytes } => {
-            let mut plan = pick(*example);
-            let at = usize::from(*at) % plan.len();
-            for (slot, b) in plan[at..].iter_mut().zip(bytes) {
-                *slot = *b;
-            }
-            plan
-        }
-        PluginConfig::Raw(bytes) => bytes.clone(),
-    }
-}
-
 /// Headers as a codec hands them over: lower-case names, no forbidden bytes.
 fn clean(pairs: &[(String, Vec<u8>)], at_most: usize) -> Vec<(String, Vec<u8>)> {
     pairs
@@ -106,7 +53,7 @@ fuzz_target!(|input: Input| {
     // One that escapes a hook still fails the run (it unwinds into the harness).
     static QUIET: Once = Once::new();
     QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-    let json = plugin_config(&input.config);
+    let json = input.config.bytes();
     let (absurd_counts, garbage_headers, no_metrics) = input.hostile;
     with_host(|h| {
         h.hostile = Hostile {

@@ -85,16 +85,19 @@ pub fn digest_hex(d: &str) -> &str {
     d.strip_prefix("sha256:").unwrap_or(d)
 }
 
+/// The callers' workload labels as a resource's selector: `{key: {label: value, ...}}`
+/// (WasmPlugin's `selector.matchLabels`, EnvoyFilter's `workloadSelector.labels`).
+fn selector(key: &str, opts: &Options) -> Value {
+    map([(
+        key,
+        map_owned(opts.selector.iter().map(|(k, v)| (k.clone(), s(v)))),
+    )])
+}
+
 pub fn wasm_plugin(plan: &Plan, opts: &Options) -> Value {
     let mut spec = Vec::new();
     if !opts.selector.is_empty() {
-        spec.push((
-            "selector",
-            map([(
-                "matchLabels",
-                map_owned(opts.selector.iter().map(|(k, v)| (k.clone(), s(v)))),
-            )]),
-        ));
+        spec.push(("selector", selector("matchLabels", opts)));
     }
     spec.push(("url", s(opts.image.clone().unwrap_or_else(default_image))));
     if let Some(d) = &opts.sha256 {
@@ -126,13 +129,7 @@ pub fn wasm_plugin(plan: &Plan, opts: &Options) -> Value {
 pub fn envoy_filter(plan: &Plan, opts: &Options) -> Value {
     let mut spec = Vec::new();
     if !opts.selector.is_empty() {
-        spec.push((
-            "workloadSelector",
-            map([(
-                "labels",
-                map_owned(opts.selector.iter().map(|(k, v)| (k.clone(), s(v)))),
-            )]),
-        ));
+        spec.push(("workloadSelector", selector("labels", opts)));
     }
     let module = opts.module.as_deref().unwrap_or(NATIVE_MODULE_IN_SIDECAR);
     let router = map([
