@@ -226,9 +226,30 @@ impl Stack {
 
     /// GET `path` through the front Envoy with these request headers.
     pub fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
-        let mut req = self
-            .agent
-            .get(&format!("http://127.0.0.1:{}{path}", self.ports.listener));
+        self.send_with(&self.agent, path, headers)
+    }
+
+    /// [`Stack::send`] on a new connection: after a listener update, a pooled connection stays
+    /// with the old listener until Envoy's gradual drain closes it; a new one reaches the new.
+    pub fn send_on_new_connection(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let fresh = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .max_idle_connections(0)
+            .build();
+        self.send_with(&fresh, path, headers)
+    }
+
+    fn send_with(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let mut req = agent.get(&format!("http://127.0.0.1:{}{path}", self.ports.listener));
         for (k, v) in headers {
             req = req.set(k, v);
         }

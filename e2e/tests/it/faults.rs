@@ -191,12 +191,13 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// How many of `users` distinct users the canary served.
+/// How many of `users` distinct users the canary served. Each on a new connection, so that
+/// after a listener update every request reaches the listener Envoy serves new connections with.
 fn canary_share(stack: &Stack, users: u32, tag: &str) -> u32 {
     (0..users)
         .filter(|i| {
             let reply = stack
-                .send("/", &[("x-user-id", &format!("{tag}-{i}"))])
+                .send_on_new_connection("/", &[("x-user-id", &format!("{tag}-{i}"))])
                 .unwrap();
             assert_eq!(reply.status, 200, "request {i} ({tag})");
             reply.served_by.as_deref() == Some("canary")
@@ -288,7 +289,7 @@ fn a_rollback_survives_a_live_reload_of_the_same_policy() {
         "the reloaded listener serving",
         Duration::from_secs(20),
         || {
-            let _ = stack.send("/", &[("x-user-id", "probe")]);
+            let _ = stack.send_on_new_connection("/", &[("x-user-id", "probe")]);
             stack
                 .front
                 .admin("/stats?filter=^http.ingress_reloaded.downstream_rq_total$")
