@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
-use serin_policy::fleet::MAX_ANSWER_BYTES;
+use serin_policy::fleet::{self, MAX_ANSWER_BYTES};
 use serin_policy::guard::Params;
 use serin_policy::{Engine, Plan};
 
@@ -46,12 +46,12 @@ impl Context for Root {
             .then(|| self.get_http_call_response_body(0, body_size))
             .flatten()
             .unwrap_or_default();
-        let answer = match status.as_deref() {
-            Some("200") if body_size <= MAX_ANSWER_BYTES => Ok(body.as_slice()),
-            Some("200") => Err(format!("an answer of {body_size} bytes")),
-            Some(s) => Err(format!("status {s}")),
-            None => Err("no answer (a timeout or a reset)".to_owned()),
-        };
+        let answer = fleet::reply(
+            status.as_deref().map(str::as_bytes),
+            body_size,
+            &body,
+            "a timeout or a reset",
+        );
         let now = host::now_ms(self);
         let mut engine = worker.engine.borrow_mut();
         let outcome = engine.fleet_answer(now, answer, &mut SharedData);

@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use serin_policy::fleet::MAX_ANSWER_BYTES;
+use serin_policy::fleet::{self, MAX_ANSWER_BYTES};
 
 use crate::abi::{
     self, CALLOUT_SUCCESS, EnvoyBuffer, EnvoyHeader, EnvoyPtr, LOG_WARN, ModuleBuffer,
@@ -11,10 +11,14 @@ use crate::abi::{
 };
 use crate::{Config, guarded, now_ms, with_shared};
 
+/// The worker whose engine asks Prometheus and takes its answers.
+const ASKING_WORKER: usize = 0;
+
 /// Ask Prometheus when an engine finds the interval over (one query per proxy per interval).
 pub fn ask(config: &Config) {
     let now = now_ms();
-    let worker = 0;
+    // One engine asks for the proxy; its answer reaches the others through the shared state.
+    let worker = ASKING_WORKER;
     let Some(call) = with_shared(|shared| config.engine(worker).fleet_call(now, shared)) else {
         return;
     };
@@ -44,7 +48,7 @@ pub fn ask(config: &Config) {
         )
     };
     if result == CALLOUT_SUCCESS {
-        *config.asking.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, worker));
+        *config.asking.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
         return;
     }
     let failed = Err(format!(
@@ -92,16 +96,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
     let (headers, chunks) = unsafe { (slice(headers, n_headers), slice(chunks, n_chunks)) };
     guarded("config_http_callout_done", (), || {
         // The answer to the query in flight; any other (a late one) is dropped.
-        let worker = {
+        {
             let mut asking = config.asking.lock().unwrap_or_else(|p| p.into_inner());
-            match *asking {
-                Some((asked, worker)) if asked == id => {
-                    *asking = None;
-                    worker
-                }
-                _ => return,
+            if *asking != Some(id) {
+                return;
             }
-        };
+            *asking = None;
+        }
         let status = headers.iter().find_map(|h| {
             // SAFETY: Envoy's header views, valid for this call.
             let key = unsafe {
@@ -130,13 +131,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
                 .collect()
         };
         let body = (size <= MAX_ANSWER_BYTES).then(body).unwrap_or_default();
-        let answer = match (result, status) {
-            (CALLOUT_SUCCESS, Some(b"200")) if size <= MAX_ANSWER_BYTES => Ok(body.as_slice()),
-            (CALLOUT_SUCCESS, Some(b"200")) => Err(format!("an answer of {size} bytes")),
-            (CALLOUT_SUCCESS, Some(s)) => Err(format!("status {}", String::from_utf8_lossy(s))),
-            _ => Err(format!("no answer (callout result {result})")),
-        };
-        self::answer(config, worker, answer);
+        let status = status.filter(|_| result == CALLOUT_SUCCESS);
+        let why = format!("callout result {result}");
+        let answer = fleet::reply(status, size, &body, &why);
+        self::answer(config, ASKING_WORKER, answer);
     });
 }
 

@@ -60,8 +60,8 @@ pub struct Config {
     /// Where a request goes when a hook panics: the routing header and the stable arm's value.
     stable: (String, String),
     ticker: Option<Ticker>,
-    /// Fleet mode: the worker whose engine asked Prometheus, by callout id.
-    asking: Mutex<Option<(u64, usize)>>,
+    /// Fleet mode: the callout id of the query in flight.
+    asking: Mutex<Option<u64>>,
 }
 
 /// Envoy's pointer to the config; Envoy keeps it valid until `config_destroy`.

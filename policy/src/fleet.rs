@@ -65,6 +65,24 @@ impl Fleet {
 /// Answers above this size are refused unread: a fleet answer is a few dozen series.
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
+/// What a backend got back for the fleet query, as [`crate::Engine::fleet_answer`] takes it:
+/// the body of a 200 of at most [`MAX_ANSWER_BYTES`] (`size` bytes; the backend reads `body` only
+/// within that bound), or why not. `status` is `None` when no response came (a timeout, a reset,
+/// a failed call); `why_none` then says what the proxy reported.
+pub fn reply<'b>(
+    status: Option<&[u8]>,
+    size: usize,
+    body: &'b [u8],
+    why_none: &str,
+) -> Result<&'b [u8], String> {
+    match status {
+        Some(b"200") if size <= MAX_ANSWER_BYTES => Ok(body),
+        Some(b"200") => Err(format!("an answer of {size} bytes")),
+        Some(s) => Err(format!("status {}", String::from_utf8_lossy(s))),
+        None => Err(format!("no answer ({why_none})")),
+    }
+}
+
 /// The label that names a policy version on [`POLICY_STATE`], the series a proxy's others are
 /// joined on (by `instance`) to count only the proxies that run this version ([`digest_label`]).
 /// One label on one series, not on all: it keeps the other series' names as they were.
