@@ -6,7 +6,8 @@
 //! direct-response routes and once proxying to the stand-in upstreams. The front Envoy
 //! (one worker) is pinned to core 0; wrk (one thread) and the upstream Envoy share core 1.
 //! Prints a table and, for a full run, rewrites the "Load bench in real Envoy" section of
-//! BENCHMARKS.md (a short one; the method in full is here).
+//! docs/benchmarks/envoy.md (a short one; the method in full is here), whose figures
+//! BENCHMARKS.md's summary quotes.
 //!
 //! Method. The front Envoy runs with `--concurrency 1`, all its threads pinned to core 0
 //! (`taskset -a -p -c 0`); wrk runs pinned to core 1 (`taskset -c 1 wrk -t1 --latency`) with a Lua
@@ -45,6 +46,8 @@ use crate::{envoy_config, native, tools, wasm};
 const POLICY: &str = "examples/fraud-model.toml";
 const SPLIT_POLICY: &str = "examples/percent-canary.toml";
 pub const SECTION: &str = "## Load bench in real Envoy";
+/// The page the Envoy benches write their sections into; BENCHMARKS.md's summary links to it.
+pub const REPORT: &str = "docs/benchmarks/envoy.md";
 const FRONT_CORE: u32 = 0;
 const OTHER_CORE: u32 = 1;
 /// The configs whose resident memory is read: (a), the base of every difference; Serin on each
@@ -60,12 +63,13 @@ pub const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--rounds N] [--seconds S] [--warmup S] [--connections C]
                          [--mode direct|proxied|both] [--no-write]
 
-  --quick          one round of 3 s per config (about a minute); does not touch BENCHMARKS.md
+  --quick          one round of 3 s per config (about a minute); does not touch the report
   --rounds N       interleaved rounds (default 5)
   --seconds S      measured seconds per config and round (default 10)
   --warmup S       unmeasured load before each measurement (default 2)
   --connections C  wrk connections (default 32)
-  --no-write       print the table only (a full run rewrites BENCHMARKS.md's section)";
+  --no-write       print the table only (a full run rewrites its section of
+                   docs/benchmarks/envoy.md)";
 
 struct Args {
     rounds: u32,
@@ -164,12 +168,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Per config, the medians over rounds: ratio of rps to (a) in the same round, rps, p50, p99
-/// (µs), CPU µs per request.
+/// (µs), CPU µs per request; and `best`, the config's best round over (a)'s best round.
 struct Row {
     filter: Filter,
     ratio: f64,
     ratio_min: f64,
     ratio_max: f64,
+    /// The best round's rps ÷ (a)'s best round's. On this kind of machine other tenants slow
+    /// the cores by up to 3× for seconds at a time ((a)'s own CPU per request moved from 18 to
+    /// 43 µs within one run), and that only ever slows a round down, so the fastest round of
+    /// each config is the one nearest its unhindered cost. Shown beside the judged median,
+    /// never instead of it: the targets keep the rule they were set with.
+    best: f64,
     rps: f64,
     p50: f64,
     p99: f64,
@@ -185,6 +195,8 @@ fn rows(results: &Results, mode: Mode) -> Vec<Row> {
         .get(&(m, Filter::None))
         .map(|v| v.iter().map(|s| (s.round, s.wrk.rps)).collect())
         .unwrap_or_default();
+    let fastest = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::NAN, f64::max);
+    let baseline_best = fastest(&mut baseline.values().copied());
     Filter::ALL
         .iter()
         .filter_map(|&f| {
@@ -199,6 +211,7 @@ fn rows(results: &Results, mode: Mode) -> Vec<Row> {
                 ratio: median(ratios.clone()),
                 ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
                 ratio_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                best: fastest(&mut samples.iter().map(|s| s.wrk.rps)) / baseline_best,
                 rps: pick(|s| s.wrk.rps),
                 p50: pick(|s| s.wrk.p50_us),
                 p99: pick(|s| s.wrk.p99_us),
@@ -212,8 +225,8 @@ fn rows(results: &Results, mode: Mode) -> Vec<Row> {
 
 fn table(rows: &[Row]) -> String {
     let mut t = String::from(
-        "| config | rps ÷ (a) (median, min–max) | rps | p50 | p99 | front CPU per request | canary share |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| config | rps ÷ (a) (median, min–max) | best ÷ best (a) | rps | p50 | p99 | front CPU per request | canary share |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let errors = if r.errors > 0 {
@@ -222,12 +235,13 @@ fn table(rows: &[Row]) -> String {
             String::new()
         };
         t.push_str(&format!(
-            "| ({}) {} | **{:.3}** ({:.3}–{:.3}) | {:.0}{errors} | {} | {} | {:.1} µs | {:.1}% |\n",
+            "| ({}) {} | **{:.3}** ({:.3}–{:.3}) | {:.3} | {:.0}{errors} | {} | {} | {:.1} µs | {:.1}% |\n",
             r.filter.letter(),
             r.filter.label(),
             r.ratio,
             r.ratio_min,
             r.ratio_max,
+            r.best,
             r.rps,
             ms(r.p50),
             ms(r.p99),
@@ -446,10 +460,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let report = report(&ctx, &args, &results, &memory);
     println!("{report}");
     if args.write {
-        write_section(&root.join("BENCHMARKS.md"), SECTION, &report)?;
-        eprintln!("bench: wrote the \"Load bench in real Envoy\" section of BENCHMARKS.md");
+        write_section(&root.join(REPORT), SECTION, &report)?;
+        eprintln!("bench: wrote the \"Load bench in real Envoy\" section of {REPORT}");
     } else if args.quick {
-        eprintln!("bench: --quick leaves BENCHMARKS.md alone");
+        eprintln!("bench: --quick leaves {REPORT} alone");
     }
     Ok(())
 }
@@ -564,7 +578,9 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
          upstream Envoy when proxied.\n\
          The configs run in interleaved rounds whose order rotates; each is divided by (a) of the \
          same round, and the tables give the median (min–max) over rounds, because absolute rps \
-         move by 10% or more between runs on a shared machine.\n\
+         move by 10% or more between runs on a shared machine; \"best ÷ best (a)\" is the \
+         config's fastest round over (a)'s, the reading least slowed by other tenants (shown, \
+         not judged).\n\
          (a) the router alone; (b) what `serin emit envoy examples/fraud-model.toml` writes \
          (header_mutation, Serin, router); (b′) the same for `examples/percent-canary.toml`, the \
          same 5% split and nothing else; (c) a Lua filter, 5% by an FNV-1a hash of `x-user-id`; \
@@ -904,7 +920,9 @@ mod tests {
         assert!(s.starts_with(&format!("{}\n\n", super::SECTION)));
         assert_eq!(s.matches("\n## ").count(), 0);
         assert!(s.lines().count() < 60, "{} lines", s.lines().count());
-        assert!(s.contains("| (b) Serin (fraud-model.toml) | **0.502** (0.502–0.502) | 40084 |"));
+        assert!(s.contains(
+            "| (b) Serin (fraud-model.toml) | **0.502** (0.502–0.502) | 0.502 | 40084 |"
+        ));
         assert!(s.contains("- VM memory ≤ 2 MB per worker: 2.16 MiB — **not met**.\n"));
         assert!(s.contains("- Direct: p99 of (b) ≤ 1.2 × (a): 1.15 ms vs 0.54 ms (2.13×)"));
         assert!(s.contains(
@@ -925,6 +943,33 @@ mod tests {
         assert!(proxied.find("| (e) ").unwrap() < proxied.find("| (f) ").unwrap());
     }
 
+    /// "Best" is the config's fastest round over (a)'s fastest, whichever rounds they were; the
+    /// judged median stays the median of same-round ratios.
+    #[test]
+    fn best_is_the_fastest_round_over_the_fastest_baseline() {
+        use super::{Filter, Mode, Sample, mode_key};
+        let (_, mut results, _) = one_round();
+        let slowed = |s: &Sample, by: f64| {
+            let mut s = *s;
+            s.round = 1;
+            s.wrk.rps /= by;
+            s
+        };
+        for (f, by) in [(Filter::None, 3.0), (Filter::Serin, 1.5)] {
+            let v = results
+                .samples
+                .get_mut(&(mode_key(Mode::Direct), f))
+                .unwrap();
+            let later = slowed(&v[0], by);
+            v.push(later);
+        }
+        let rows = super::rows(&results, Mode::Direct);
+        let b = rows.iter().find(|r| r.filter == Filter::Serin).unwrap();
+        assert!((b.best - 40084.0 / 79860.0).abs() < 1e-9);
+        // Round 1: (b) at 40084 / 1.5 over (a) at 79860 / 3, twice the ratio of round 0.
+        assert!((b.ratio_max - 2.0 * 40084.0 / 79860.0).abs() < 1e-9);
+    }
+
     /// A negative per-worker figure (two one-off RSS differences) is noise, not a pass.
     #[test]
     fn a_negative_memory_reading_is_no_reading() {
@@ -937,11 +982,11 @@ mod tests {
         assert!(s.contains("beyond (a): -1.17 MiB — **no reading**"));
     }
 
-    /// The generators' headings are in BENCHMARKS.md, once each, so that a rerun replaces its
+    /// The generators' headings are in their report, once each, so that a rerun replaces its
     /// section rather than appending a second one, and every other section survives it.
     #[test]
     fn benchmarks_md_has_the_generated_sections() {
-        let text = include_str!("../../BENCHMARKS.md");
+        let text = include_str!("../../docs/benchmarks/envoy.md");
         let headings = |t: &str| -> Vec<String> {
             t.lines()
                 .filter(|l| l.starts_with("## "))

@@ -17,7 +17,7 @@
 //! (f′) within 10 k of no filter (a); proxy-wasm's rows against the empty filter (d) rather than
 //! (a), because (d), the ABI's floor, is a cost no proxy-wasm filter can go below.
 //!
-//! Rewrites the "Instructions per request" section of BENCHMARKS.md.
+//! Rewrites the "Instructions per request" section of docs/benchmarks/envoy.md.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -145,8 +145,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let section = report(&rows, requests);
     print!("{section}");
     if write && !experiment {
-        crate::bench::write_section(&root.join("BENCHMARKS.md"), SECTION, &section)?;
-        eprintln!("instructions: BENCHMARKS.md updated");
+        crate::bench::write_section(&root.join(crate::bench::REPORT), SECTION, &section)?;
+        eprintln!("instructions: {} updated", crate::bench::REPORT);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! above it today, so CI enforces a ceiling (its size when the ceiling was last set plus 3%)
 //! that keeps it from growing unnoticed, and the target itself is an ignored test that states
 //! the gap (`cargo test -p serin-e2e --test it size -- --include-ignored`). BENCHMARKS.md has
-//! the current sizes; docs/perf-log.md says where the bytes go.
+//! the current sizes (docs/benchmarks/request-path.md the table); docs/perf-log.md says where the bytes go.
 //!
 //! The two build routes of `cargo xtask wasm` give different sizes for the same code, so the
 //! ceiling depends on the route, which the module itself tells: the Debian route (CI's) builds
