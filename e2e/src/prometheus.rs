@@ -15,6 +15,17 @@ impl Prometheus {
     /// Start scraping `targets` (admin ports) every `scrape_ms`, listening on `port`; returns
     /// once Prometheus says it is ready.
     pub fn start(port: u16, targets: &[u16], scrape_ms: u32) -> Result<Prometheus, String> {
+        Prometheus::start_with_rules(port, targets, scrape_ms, None)
+    }
+
+    /// [`Prometheus::start`], with a rules file's text loaded (what `serin emit prometheus`
+    /// writes: the alerts, and the fleet's recording rules for `query = "recorded"`).
+    pub fn start_with_rules(
+        port: u16,
+        targets: &[u16],
+        scrape_ms: u32,
+        rules: Option<&str>,
+    ) -> Result<Prometheus, String> {
         let program = std::env::var_os("SERIN_PROMETHEUS").unwrap_or_else(|| "prometheus".into());
         let dir =
             std::env::temp_dir().join(format!("serin-prometheus-{}-{port}", std::process::id()));
@@ -26,8 +37,16 @@ impl Prometheus {
         // The native backend's names renamed to the proxy-wasm filter's, as the observability
         // guide tells users to (a no-op for filter.wasm).
         let (regex, replacement) = serin_policy::catalogue::NATIVE_RELABEL;
+        let rule_files = match rules {
+            Some(text) => {
+                let path = dir.join("rules.yaml");
+                std::fs::write(&path, text).map_err(|e| e.to_string())?;
+                format!("rule_files: [\"{}\"]\n", path.display())
+            }
+            None => String::new(),
+        };
         let config = format!(
-            "global:\n  scrape_interval: {scrape_ms}ms\n  evaluation_interval: {scrape_ms}ms\n\
+            "{rule_files}global:\n  scrape_interval: {scrape_ms}ms\n  evaluation_interval: {scrape_ms}ms\n\
              scrape_configs:\n- job_name: envoy\n  metrics_path: /stats/prometheus\n  \
              metric_relabel_configs:\n  - {{ source_labels: [__name__], regex: \"{regex}\", \
              target_label: __name__, replacement: \"{replacement}\" }}\n  \

@@ -304,6 +304,8 @@ pub struct FleetDef {
     pub interval: Option<S<u64>>,
     pub timeout: Option<S<u64>>,
     pub memory: Option<S<u64>>,
+    /// `raw` or `recorded`.
+    pub query: Option<S<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

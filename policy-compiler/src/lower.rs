@@ -78,6 +78,7 @@ pub mod keys {
         "interval",
         "timeout",
         "memory",
+        "query",
     ];
 }
 
@@ -527,6 +528,7 @@ impl Lower {
                 interval,
                 timeout,
                 memory,
+                query: self.opt_string(&t, "query"),
             })
         });
 

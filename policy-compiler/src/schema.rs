@@ -244,6 +244,7 @@ pub fn schema() -> Value {
                 "interval": duration("How often each proxy asks. Default 5s."),
                 "timeout": duration("How long an answer may take, shorter than the interval. Default 2s."),
                 "memory": duration("How long a rollback any proxy reported is remembered. Default 24h."),
+                "query": { "enum": ["raw", "recorded"], "description": "What the query reads: every proxy's series (`raw`, the default) or the sums of the recording rules `serin emit prometheus` writes (`recorded`, for large fleets)." },
             }), &["cluster"]),
             "metrics": obj("What the filter exports.", json!({
                 "labels": { "type": "array", "items": { "enum": ["arm", "rule", "segment", "class", "outcome"] } },

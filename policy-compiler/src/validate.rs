@@ -13,6 +13,7 @@ use crate::ast::*;
 use crate::ctx::Ctx;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::rollout;
+use serin_policy::fleet::Query;
 
 // Re-exported: `validate::{fmt_bp, percent_bp, quoted}` are this crate's public API, and lint
 // reads them from here.
@@ -895,10 +896,30 @@ fn fleet(cx: &mut Ctx<'_>, f: &FleetDef) -> Option<serin_policy::fleet::Fleet> {
                 .with_help("how long a rollback is remembered when every proxy restarts; Prometheus must keep its samples as long (its retention)"),
         );
     }
+    let query = match f.query.as_ref() {
+        None => Query::Raw,
+        Some(q) if q.v == "raw" => Query::Raw,
+        Some(q) if q.v == "recorded" => Query::Recorded,
+        Some(q) => {
+            let mut d = Diagnostic::error(
+                "fleet",
+                format!("`{}` is not a fleet query", q.v),
+                q.span.clone(),
+            )
+            .with_label("expected `raw` or `recorded`");
+            d = match did_you_mean(&q.v, ["raw", "recorded"]) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help("`raw` sums every proxy's series at each query; `recorded` reads the sums of the recording rules `serin emit prometheus` writes"),
+            };
+            cx.err(d);
+            Query::Raw
+        }
+    };
     if cx.errors.len() > errors {
         return None;
     }
     Some(serin_policy::fleet::Fleet {
+        query,
         path: f
             .path
             .as_ref()

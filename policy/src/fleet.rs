@@ -45,6 +45,28 @@ pub struct Fleet {
     pub timeout_ms: u32,
     /// How far back a rollback reported by any proxy is remembered.
     pub memory_seconds: u32,
+    /// Which series the query reads. Absent from a plan means [`Query::Raw`], so plans
+    /// without the option keep their bytes and their digest.
+    #[serde(default, skip_serializing_if = "Query::is_raw")]
+    pub query: Query,
+}
+
+/// What the fleet query reads: every proxy's own series, summed at each query ([`Query::Raw`],
+/// nothing to set up), or the sums that the recording rules of [`recording_rules`] keep per
+/// policy version ([`Query::Recorded`]: a few series per query, for fleets of thousands of
+/// proxies, at the cost of one rule evaluation interval more before evidence arrives).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Query {
+    #[default]
+    Raw,
+    Recorded,
+}
+
+impl Query {
+    fn is_raw(&self) -> bool {
+        *self == Query::Raw
+    }
 }
 
 impl Fleet {
@@ -58,6 +80,7 @@ impl Fleet {
             interval_ms: 5_000,
             timeout_ms: 2_000,
             memory_seconds: 86_400,
+            query: Query::Raw,
         }
     }
 }
@@ -104,23 +127,94 @@ const WEIGHT: &str = "weight_bp";
 
 /// The one PromQL expression a proxy sends each interval: the fleet's cumulative counts per
 /// arm, class, outcome and segment value, whether any proxy rolled back within the memory, and
-/// the largest weight a live proxy routes by.
+/// the largest weight a live proxy routes by. [`Query::Raw`] computes them from every proxy's
+/// series; [`Query::Recorded`] reads what [`recording_rules`] computed, with the same labels,
+/// so [`parse`] reads both answers alike.
 pub fn query(plan: &Plan, fleet: &Fleet) -> String {
     let d = digest_label(&plan.digest);
-    let counted = [RESPONSES, RESETS, OUTCOMES, OUTCOMES_POSITIVE]
-        .map(|f| f.name)
-        .join("|");
-    let version = format!("{}{{{DIGEST_LABEL}=\"{d}\"}}", POLICY_STATE.name);
-    format!(
-        "sum by (__name__, arm, class, outcome, segment_value) \
-         ({{__name__=~\"{counted}\"}} and on (instance) {version}) \
-         or label_replace(max(max_over_time({version}[{m}s]) == bool 4), \
-         \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
-         or label_replace(max({weight} and on (instance) {version}), \
-         \"{COMPUTED}\", \"{WEIGHT}\", \"\", \"\")",
-        weight = CANARY_WEIGHT.name,
-        m = fleet.memory_seconds.max(1)
-    )
+    let m = fleet.memory_seconds.max(1);
+    match fleet.query {
+        Query::Raw => {
+            let counted = COUNTED.map(|f| f.name).join("|");
+            let version = format!("{}{{{DIGEST_LABEL}=\"{d}\"}}", POLICY_STATE.name);
+            format!(
+                "sum by (__name__, arm, class, outcome, segment_value) \
+                 ({{__name__=~\"{counted}\"}} and on (instance) {version}) \
+                 or label_replace(max(max_over_time({version}[{m}s]) == bool 4), \
+                 \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
+                 or label_replace(max({weight} and on (instance) {version}), \
+                 \"{COMPUTED}\", \"{WEIGHT}\", \"\", \"\")",
+                weight = CANARY_WEIGHT.name,
+            )
+        }
+        Query::Recorded => {
+            let counted = COUNTED.map(|f| recorded_name(f.name)).join("|");
+            let of = |name: &str| format!("{name}{{{DIGEST_LABEL}=\"{d}\"}}");
+            format!(
+                "{{__name__=~\"{counted}\", {DIGEST_LABEL}=\"{d}\"}} \
+                 or label_replace(max(max_over_time({rolled_back}[{m}s])), \
+                 \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
+                 or label_replace(max({weight}), \"{COMPUTED}\", \"{WEIGHT}\", \"\", \"\")",
+                rolled_back = of(&recorded_name(ROLLED_BACK_SERIES)),
+                weight = of(&recorded_name(CANARY_WEIGHT.name)),
+            )
+        }
+    }
+}
+
+/// The families the fleet counts, summed over proxies.
+const COUNTED: [&crate::catalogue::Family; 4] =
+    [&RESPONSES, &RESETS, &OUTCOMES, &OUTCOMES_POSITIVE];
+
+/// The stem of the recorded series of whether a proxy rolled back (a comparison of
+/// [`POLICY_STATE`], not a family of its own).
+const ROLLED_BACK_SERIES: &str = "serin_rolled_back";
+
+/// The name a recording rule gives the fleet's sum of a family (Prometheus's `level:metric:operations`
+/// convention): `serin_responses_total` → `serin:responses:sum`, and the maximum of a gauge
+/// `serin:canary_weight:max`.
+pub fn recorded_name(family: &str) -> String {
+    let stem = family.strip_prefix("serin_").unwrap_or(family);
+    match stem.strip_suffix("_total") {
+        Some(counter) => format!("serin:{counter}:sum"),
+        None => format!("serin:{stem}:max"),
+    }
+}
+
+/// The recording rules that [`Query::Recorded`] reads, as (record, expr): per policy version
+/// (the `digest` label, joined from [`POLICY_STATE`] by `instance`), the sum of each counted
+/// family over every proxy, whether any proxy is rolled back, and the largest canary weight.
+/// Evaluated once per interval by Prometheus, they carry the fan-in over the fleet once instead
+/// of once per proxy's query. They hold for every policy: one copy per Prometheus.
+pub fn recording_rules() -> Vec<(String, String)> {
+    let version = |of: &str| {
+        format!(
+            "{of} * on (instance) group_left ({DIGEST_LABEL}) ({} * 0 + 1)",
+            POLICY_STATE.name
+        )
+    };
+    let mut rules: Vec<(String, String)> = COUNTED
+        .iter()
+        .map(|f| {
+            let by = std::iter::once(DIGEST_LABEL)
+                .chain(f.labels.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                recorded_name(f.name),
+                format!("sum by ({by}) ({})", version(f.name)),
+            )
+        })
+        .collect();
+    rules.push((
+        recorded_name(ROLLED_BACK_SERIES),
+        format!("max by ({DIGEST_LABEL}) ({} == bool 4)", POLICY_STATE.name),
+    ));
+    rules.push((
+        recorded_name(CANARY_WEIGHT.name),
+        format!("max by ({DIGEST_LABEL}) ({})", version(CANARY_WEIGHT.name)),
+    ));
+    rules
 }
 
 /// The HTTP request a backend dispatches for [`query`].
@@ -303,11 +397,15 @@ pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
 impl Snapshot {
     /// Add `value` of a counted series `name` whose labels `label` reads (absent: empty).
     /// Series the fleet does not count are ignored.
+    /// A recorded sum ([`recorded_name`]) counts as its family.
     pub fn add(&mut self, name: &str, label: impl Fn(&str) -> String, value: f64) {
-        let counted = [RESPONSES, RESETS, OUTCOMES, OUTCOMES_POSITIVE];
-        if !counted.iter().any(|f| f.name == name) {
+        let Some(family) = COUNTED
+            .iter()
+            .find(|f| f.name == name || recorded_name(f.name) == name)
+        else {
             return;
-        }
+        };
+        let name = family.name;
         let arm = self.arms.entry(label("arm")).or_default();
         if name == RESPONSES.name {
             if let Some(i) = CLASSES.iter().position(|(_, c)| *c == label("class")) {

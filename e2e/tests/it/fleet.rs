@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serin_e2e::{Load, Paths, Prometheus, Stack, StopOnDrop, free_port, uneven};
 
+use serin_policy::fleet::Query;
+
 use crate::compile;
 use crate::rollout::ROLLED_BACK;
 
@@ -14,6 +16,11 @@ const INTERVAL_S: u64 = 2;
 const SCRAPE_MS: u32 = 1_000;
 
 fn policy(prometheus_port: u16) -> String {
+    policy_reading(prometheus_port, "raw")
+}
+
+/// The test policy, its fleet query in the form `query` (`raw` or `recorded`).
+fn policy_reading(prometheus_port: u16, query: &str) -> String {
     format!(
         r#"
 [policy]
@@ -38,6 +45,7 @@ authority = "127.0.0.1:{prometheus_port}"
 interval = "{INTERVAL_S}s"
 timeout = "1s"
 memory = "5m"
+query = "{query}"
 "#
     )
 }
@@ -48,25 +56,51 @@ memory = "5m"
 /// Prometheus within one query interval plus one scrape.
 #[test]
 fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
-    let Some(paths) =
-        Paths::for_test("a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape")
-    else {
+    rollback_reaches_every_proxy(
+        "a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape",
+        Query::Raw,
+    );
+}
+
+/// The same through the recording rules that `serin emit prometheus` writes for
+/// `query = "recorded"`: the evidence waits for one more rule evaluation (the group runs at the
+/// query interval), and the rollback latch is read from the recorded series.
+#[test]
+fn a_rollback_reaches_every_proxy_through_the_recording_rules() {
+    rollback_reaches_every_proxy(
+        "a_rollback_reaches_every_proxy_through_the_recording_rules",
+        Query::Recorded,
+    );
+}
+
+fn rollback_reaches_every_proxy(test: &str, form: Query) {
+    let Some(paths) = Paths::for_test(test) else {
         return;
     };
     let prometheus_port = free_port();
-    let plan = compile(&policy(prometheus_port), "e2e-fleet.toml");
+    let form_name = match form {
+        Query::Raw => "raw",
+        Query::Recorded => "recorded",
+    };
+    let plan = compile(
+        &policy_reading(prometheus_port, form_name),
+        "e2e-fleet.toml",
+    );
     let mut stacks: Vec<Stack> = (0..3)
         .map(|_| Stack::start_with(&paths, &plan, 1).expect("envoy starts"))
         .collect();
     let admins: Vec<u16> = stacks.iter().map(|s| s.ports.admin).collect();
-    let _prometheus = match Prometheus::start(prometheus_port, &admins, SCRAPE_MS) {
-        Ok(p) => p,
-        Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => panic!("{e}"),
-        Err(e) => {
-            eprintln!("SKIPPED a_rollback_reaches_every_proxy: {e}");
-            return;
-        }
-    };
+    let rules = (form == Query::Recorded)
+        .then(|| serin_compiler::emit::prometheus::file(&plan, "e2e-fleet.toml"));
+    let _prometheus =
+        match Prometheus::start_with_rules(prometheus_port, &admins, SCRAPE_MS, rules.as_deref()) {
+            Ok(p) => p,
+            Err(e) if std::env::var("SERIN_E2E").as_deref() == Ok("require") => panic!("{e}"),
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                return;
+            }
+        };
     // The clock starts once Prometheus has every proxy's series: before, no evidence travels
     // (and a fast proxy could roll back alone before the first scrape).
     assert!(
@@ -113,9 +147,15 @@ fn a_rollback_reaches_every_proxy_within_an_interval_and_a_scrape() {
         .collect();
     let first = *times.iter().min().unwrap();
     let last = *times.iter().max().unwrap();
-    // One query interval plus one scrape, and a second: queries leave on a 1 s tick.
-    let bound =
-        Duration::from_secs(INTERVAL_S) + Duration::from_millis(u64::from(SCRAPE_MS) + 1_000);
+    // One query interval plus one scrape, and a second: queries leave on a 1 s tick. Recorded:
+    // plus one evaluation of the rules' group, which runs at the query interval.
+    let rules_s = if form == Query::Recorded {
+        INTERVAL_S
+    } else {
+        0
+    };
+    let bound = Duration::from_secs(INTERVAL_S + rules_s)
+        + Duration::from_millis(u64::from(SCRAPE_MS) + 1_000);
     eprintln!(
         "first {first:?}, last {last:?}, spread {:?} (bound {bound:?})",
         last - first

@@ -1,8 +1,10 @@
 //! `serin emit prometheus-rules`: alerting rules that fire when a guard of the policy breaches,
 //! judged from the filter's metrics with the policy's own thresholds, windows and minimum
-//! samples, plus alerts on the rollout state the filter reports.
+//! samples, plus alerts on the rollout state the filter reports; and, for a policy whose fleet
+//! query reads recorded sums, the recording rules it reads.
 
 use serin_policy::Plan;
+use serin_policy::fleet::{self, Query};
 
 use super::metrics::{self, Bound, Check, ROLLOUT_STATE, slug};
 use super::yaml::{self, Value, list, map, s};
@@ -122,13 +124,34 @@ pub fn rules(plan: &Plan) -> Value {
         "warning",
         "has held its ramp for 15 minutes: a guard with on_breach = \"hold\" breaches",
     ));
-    map([(
-        "groups",
-        list([map([
-            ("name", s(format!("serin-{}", slug(&plan.policy)))),
-            ("rules", list(rules)),
-        ])]),
-    )])
+    let mut groups = vec![map([
+        ("name", s(format!("serin-{}", slug(&plan.policy)))),
+        ("rules", list(rules)),
+    ])];
+    if plan.fleet.as_ref().map(|f| f.query) == Some(Query::Recorded) {
+        groups.push(fleet_group(plan));
+    }
+    map([("groups", list(groups))])
+}
+
+/// The recording rules that `query = "recorded"` reads (`serin_policy::fleet::recording_rules`),
+/// evaluated at the policy's query interval. They are the same for every policy (their series
+/// are per `digest`): a Prometheus needs one copy, and this group's name says which.
+fn fleet_group(plan: &Plan) -> Value {
+    let interval_s = plan
+        .fleet
+        .as_ref()
+        .map_or(5, |f| f.interval_ms / 1000)
+        .max(1);
+    let rules: Vec<Value> = fleet::recording_rules()
+        .into_iter()
+        .map(|(record, expr)| map([("record", s(record)), ("expr", s(expr))]))
+        .collect();
+    map([
+        ("name", s("serin-fleet")),
+        ("interval", s(format!("{interval_s}s"))),
+        ("rules", list(rules)),
+    ])
 }
 
 pub fn file(plan: &Plan, source: &str) -> String {

@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use serin_compiler::emit::{argo, flagger, grafana, metrics, prometheus};
+use serin_policy::fleet::{Fleet, Query};
 
 use crate::common::*;
 
@@ -90,8 +91,8 @@ fn prometheus_rules_have_the_policy_thresholds() {
     assert_eq!(elderly["labels"]["severity"], "critical");
 }
 
-#[test]
-fn promtool_accepts_the_rules() {
+/// `promtool`, or `None` after the skip message when it is not installed outside CI.
+fn promtool(test: &str) -> Option<std::ffi::OsString> {
     let promtool = std::env::var_os("SERIN_PROMTOOL").unwrap_or_else(|| "promtool".into());
     if Command::new(&promtool).arg("--version").output().is_err() {
         // `cargo xtask test` installs it (Debian's `prometheus` package) and requires it.
@@ -99,11 +100,17 @@ fn promtool_accepts_the_rules() {
             std::env::var("SERIN_E2E").as_deref() != Ok("require"),
             "promtool is missing: run `cargo xtask tools`"
         );
-        eprintln!(
-            "SKIPPED promtool_accepts_the_rules: `promtool` is not installed (apt-get install prometheus)"
-        );
-        return;
+        eprintln!("SKIPPED {test}: `promtool` is not installed (apt-get install prometheus)");
+        return None;
     }
+    Some(promtool)
+}
+
+#[test]
+fn promtool_accepts_the_rules() {
+    let Some(promtool) = promtool("promtool_accepts_the_rules") else {
+        return;
+    };
     let dir = temp_dir("promtool");
     for ex in EXAMPLES {
         let path = dir.join(ex.replace(".toml", ".rules.yaml"));
@@ -375,27 +382,50 @@ fn deploy_dogstatsd_example_validates_in_envoy() {
 /// Fleet mode's one query, evaluated by Prometheus's own engine (`promtool test rules`) over
 /// three proxies: two run this policy version (one of them rolled back, then went away), one
 /// another version. The answer must count only this version's live proxies, remember the
-/// rollback, and give the largest weight among them.
+/// rollback, and give the largest weight among them; in both of its forms, the recorded one
+/// reading what the emitted recording rules computed.
 #[test]
 fn prometheus_answers_the_fleet_query_as_the_engine_reads_it() {
-    let promtool = std::env::var_os("SERIN_PROMTOOL").unwrap_or_else(|| "promtool".into());
-    if Command::new(&promtool).arg("--version").output().is_err() {
-        assert!(
-            std::env::var("SERIN_E2E").as_deref() != Ok("require"),
-            "promtool is missing: run `cargo xtask tools`"
-        );
-        eprintln!("SKIPPED prometheus_answers_the_fleet_query_as_the_engine_reads_it: no promtool");
+    fleet_answer(Query::Raw);
+}
+
+#[test]
+fn prometheus_answers_the_recorded_fleet_query_as_the_engine_reads_it() {
+    fleet_answer(Query::Recorded);
+}
+
+fn fleet_answer(form: Query) {
+    let Some(promtool) = promtool("prometheus_answers_the_fleet_query_as_the_engine_reads_it")
+    else {
         return;
-    }
+    };
     let mut plan = plan("fraud-model.toml");
-    plan.fleet = Some(serin_policy::fleet::Fleet::new(
-        "prometheus",
-        "prometheus:9090",
-    ));
+    plan.fleet = Some(Fleet {
+        query: form,
+        ..Fleet::new("prometheus", "prometheus:9090")
+    });
     let query = serin_policy::fleet::query(&plan, plan.fleet.as_ref().unwrap());
     let d = serin_policy::fleet::digest_label(&plan.digest);
+    let dir = temp_dir(&format!("fleet-query-{form:?}"));
+    let (rule_files, responses) = match form {
+        Query::Raw => (
+            "[]",
+            r#"serin_responses_total{arm="canary",class="5xx"}"#.to_string(),
+        ),
+        Query::Recorded => {
+            std::fs::write(
+                dir.join("rules.yaml"),
+                prometheus::file(&plan, "fraud-model.toml"),
+            )
+            .unwrap();
+            (
+                "[rules.yaml]",
+                format!(r#"serin:responses:sum{{arm="canary",class="5xx",digest="{d}"}}"#),
+            )
+        }
+    };
     let test = format!(
-        r#"rule_files: []
+        r#"rule_files: {rule_files}
 evaluation_interval: 1m
 tests:
 - interval: 1m
@@ -420,7 +450,7 @@ tests:
   - expr: '{query}'
     eval_time: 10m
     exp_samples:
-    - labels: 'serin_responses_total{{arm="canary",class="5xx"}}'
+    - labels: '{responses}'
       value: 20
     - labels: '{{serin_fleet="rolled_back"}}'
       value: 1
@@ -428,17 +458,112 @@ tests:
       value: 500
 "#
     );
-    let dir = temp_dir("fleet-query");
     let path = dir.join("fleet.test.yaml");
     std::fs::write(&path, test).unwrap();
     let out = Command::new(&promtool)
-        .args(["test", "rules"])
-        .arg(&path)
+        .current_dir(&dir)
+        .args(["test", "rules", "fleet.test.yaml"])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "Prometheus answers the fleet query otherwise:\n{}{}",
+        "Prometheus answers the {form:?} fleet query otherwise:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `query = "recorded"`: the rules file gains the fleet's recording rules, and `promtool test
+/// rules` shows they sum each version's proxies (and only them), remember which version rolled
+/// back, and keep the largest weight: the series the recorded fleet query reads.
+#[test]
+fn the_fleet_recording_rules_sum_each_version_over_its_proxies() {
+    let source = std::fs::read_to_string(example("fraud-model-fleet.toml"))
+        .unwrap()
+        .replace("[fleet]\n", "[fleet]\nquery = \"recorded\"\n");
+    let plan = match serin_compiler::compile_str(&source, "fraud-model-fleet.toml") {
+        Ok(c) => c.plan,
+        Err(d) => panic!("{}", d.render(false)),
+    };
+    let rules = prometheus::rules(&plan);
+    let groups = rules["groups"].as_sequence().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[1]["name"], "serin-fleet");
+    assert_eq!(groups[1]["interval"], "2s");
+    let raw = serin_compiler::compile_str(
+        &std::fs::read_to_string(example("fraud-model-fleet.toml")).unwrap(),
+        "fraud-model-fleet.toml",
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(
+        prometheus::rules(&raw)["groups"]
+            .as_sequence()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let Some(promtool) = promtool("the_fleet_recording_rules_sum_each_version_over_its_proxies")
+    else {
+        return;
+    };
+    let dir = temp_dir("fleet-rules");
+    std::fs::write(
+        dir.join("rules.yaml"),
+        prometheus::file(&plan, "fraud-model-fleet.toml"),
+    )
+    .unwrap();
+    // Proxies a and b run version d1 (a rolls back at the fourth sample), c runs d0.
+    let test = r#"rule_files: [rules.yaml]
+evaluation_interval: 1s
+tests:
+- interval: 1s
+  input_series:
+  - { series: 'serin_policy_state{instance="a", digest="d1"}', values: '2 2 2 4 4' }
+  - { series: 'serin_policy_state{instance="b", digest="d1"}', values: '2 2 2 2 2' }
+  - { series: 'serin_policy_state{instance="c", digest="d0"}', values: '2 2 2 2 2' }
+  - { series: 'serin_responses_total{instance="a", arm="canary", class="5xx"}', values: '0 1 2 3 4' }
+  - { series: 'serin_responses_total{instance="b", arm="canary", class="5xx"}', values: '0 10 20 30 40' }
+  - { series: 'serin_responses_total{instance="c", arm="canary", class="5xx"}', values: '0 100 200 300 400' }
+  - { series: 'serin_outcomes_total{instance="a", arm="canary", outcome="flagged", segment="age_band", segment_value="65+"}', values: '0 1 2 3 4' }
+  - { series: 'serin_outcomes_total{instance="b", arm="canary", outcome="flagged", segment="age_band", segment_value="65+"}', values: '0 1 2 3 4' }
+  - { series: 'serin_canary_weight_bp{instance="a"}', values: '500 500 500 0 0' }
+  - { series: 'serin_canary_weight_bp{instance="b"}', values: '500 1000 1000 1000 1000' }
+  promql_expr_test:
+  - expr: serin:responses:sum
+    eval_time: 4s
+    exp_samples:
+    - { labels: 'serin:responses:sum{digest="d1", arm="canary", class="5xx"}', value: 44 }
+    - { labels: 'serin:responses:sum{digest="d0", arm="canary", class="5xx"}', value: 400 }
+  - expr: serin:outcomes:sum
+    eval_time: 4s
+    exp_samples:
+    - { labels: 'serin:outcomes:sum{digest="d1", arm="canary", outcome="flagged", segment="age_band", segment_value="65+"}', value: 8 }
+  - expr: max_over_time(serin:rolled_back:max{digest="d1"}[10s])
+    eval_time: 4s
+    exp_samples:
+    - { labels: '{digest="d1"}', value: 1 }
+  - expr: serin:rolled_back:max
+    eval_time: 2s
+    exp_samples:
+    - { labels: 'serin:rolled_back:max{digest="d1"}', value: 0 }
+    - { labels: 'serin:rolled_back:max{digest="d0"}', value: 0 }
+  - expr: serin:canary_weight_bp:max
+    eval_time: 4s
+    exp_samples:
+    - { labels: 'serin:canary_weight_bp:max{digest="d1"}', value: 1000 }
+"#;
+    std::fs::write(dir.join("test.yaml"), test).unwrap();
+    let out = Command::new(&promtool)
+        .current_dir(&dir)
+        .args(["test", "rules", "test.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

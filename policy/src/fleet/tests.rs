@@ -51,6 +51,61 @@ fn a_prometheus_vector_becomes_the_fleet_totals() {
     assert!(!empty.rolled_back && empty.weight.is_none() && empty.arms.is_empty());
 }
 
+/// The recorded form's answer (the recording rules' names, with the digest label) reads as the
+/// raw form's: the same totals from the same counts.
+#[test]
+fn a_recorded_answer_reads_as_the_raw_one() {
+    let raw = answer(&[
+        sample(r#""__name__":"serin_responses_total","arm":"canary","class":"5xx""#, "12"),
+        sample(r#""__name__":"serin_resets_total","arm":"stable""#, "3"),
+        sample(r#""__name__":"serin_outcomes_total","arm":"canary","outcome":"flagged","segment_value":"65+""#, "70"),
+        sample(r#""serin_fleet":"rolled_back""#, "0"),
+        sample(r#""serin_fleet":"weight_bp""#, "500"),
+    ]
+    .join(","));
+    let recorded = answer(&[
+        sample(r#""__name__":"serin:responses:sum","arm":"canary","class":"5xx","digest":"0123456789abcdef""#, "12"),
+        sample(r#""__name__":"serin:resets:sum","arm":"stable","digest":"0123456789abcdef""#, "3"),
+        sample(r#""__name__":"serin:outcomes:sum","arm":"canary","outcome":"flagged","segment":"age_band","segment_value":"65+","digest":"0123456789abcdef""#, "70"),
+        sample(r#""serin_fleet":"rolled_back""#, "0"),
+        sample(r#""serin_fleet":"weight_bp""#, "500"),
+    ]
+    .join(","));
+    assert_eq!(
+        parse(&recorded, DIGEST).unwrap(),
+        parse(&raw, DIGEST).unwrap()
+    );
+    // Another version's recorded sums are refused, as its raw series are.
+    let other = answer(&sample(
+        r#""__name__":"serin:responses:sum","arm":"canary","class":"5xx","digest":"ffffffffffffffff""#,
+        "1",
+    ));
+    assert!(matches!(parse(&other, DIGEST), Err(Refused::Malformed(_))));
+}
+
+#[test]
+fn the_recorded_query_reads_what_the_recording_rules_write() {
+    let plan = bare_plan();
+    let fleet = Fleet {
+        query: Query::Recorded,
+        ..Fleet::new("prometheus", "prometheus:9090")
+    };
+    let q = query(&plan, &fleet);
+    let rules = recording_rules();
+    for (record, _) in &rules {
+        assert!(q.contains(record.as_str()), "{record} is not read by {q}");
+    }
+    assert_eq!(recorded_name(RESPONSES.name), "serin:responses:sum");
+    assert_eq!(
+        recorded_name(CANARY_WEIGHT.name),
+        "serin:canary_weight_bp:max"
+    );
+    assert!(q.contains(r#"digest="0123456789abcdef""#));
+    // The raw form reads no recorded name.
+    let raw = query(&plan, &Fleet::new("prometheus", "prometheus:9090"));
+    assert!(!raw.contains("serin:"), "{raw}");
+}
+
 #[test]
 fn bad_answers_are_refused_whole() {
     let refused = |body: &[u8]| parse(body, DIGEST).unwrap_err();
