@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{
-    CANARY_WEIGHT, CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, POLICY_STATE, RESETS,
-    RESPONSES,
+    CANARY_WEIGHT, CLASSES, DISTRIBUTION, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE,
+    POLICY_STATE, RESETS, RESPONSES, bucket_labels, guard_label,
 };
 use crate::guard::{Cell, Counters, Layout, Outcomes};
 use crate::plan::Plan;
+use crate::rollout::GuardMetric;
 
 /// The `[fleet]` section of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +139,7 @@ pub fn query(plan: &Plan, fleet: &Fleet) -> String {
             let counted = COUNTED.map(|f| f.name).join("|");
             let version = format!("{}{{{DIGEST_LABEL}=\"{d}\"}}", POLICY_STATE.name);
             format!(
-                "sum by (__name__, arm, class, outcome, segment_value) \
+                "sum by (__name__, arm, class, outcome, segment_value, guard, bucket) \
                  ({{__name__=~\"{counted}\"}} and on (instance) {version}) \
                  or label_replace(max(max_over_time({version}[{m}s]) == bool 4), \
                  \"{COMPUTED}\", \"{ROLLED_BACK}\", \"\", \"\") \
@@ -163,8 +164,13 @@ pub fn query(plan: &Plan, fleet: &Fleet) -> String {
 }
 
 /// The families the fleet counts, summed over proxies.
-const COUNTED: [&crate::catalogue::Family; 4] =
-    [&RESPONSES, &RESETS, &OUTCOMES, &OUTCOMES_POSITIVE];
+const COUNTED: [&crate::catalogue::Family; 5] = [
+    &RESPONSES,
+    &RESETS,
+    &OUTCOMES,
+    &OUTCOMES_POSITIVE,
+    &DISTRIBUTION,
+];
 
 /// The stem of the recorded series of whether a proxy rolled back (a comparison of
 /// [`POLICY_STATE`], not a family of its own).
@@ -256,6 +262,19 @@ pub struct ArmTotals {
     pub responses: [f64; 4],
     pub resets: f64,
     pub outcomes: Vec<OutcomeTotals>,
+    /// The distribution guards' buckets. (Absent from a book written before they were counted.)
+    #[serde(default)]
+    pub buckets: Vec<BucketTotals>,
+}
+
+/// The fleet's observations in one bucket of one distribution guard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketTotals {
+    /// The guard as its `guard` label writes it ([`guard_label`]).
+    pub guard: String,
+    /// The bucket's label ([`bucket_labels`]).
+    pub bucket: String,
+    pub count: f64,
 }
 
 /// The fleet's counts of one outcome in one value of the plan's first segment.
@@ -283,6 +302,37 @@ impl ArmTotals {
             self.outcomes.len() - 1
         });
         &mut self.outcomes[at]
+    }
+
+    /// The count of `guard`'s bucket `bucket`, added if new.
+    pub fn bucket_mut(&mut self, guard: String, bucket: String) -> &mut f64 {
+        let at = self
+            .buckets
+            .iter()
+            .position(|b| b.guard == guard && b.bucket == bucket);
+        let at = at.unwrap_or_else(|| {
+            self.buckets.push(BucketTotals {
+                guard,
+                bucket,
+                count: 0.0,
+            });
+            self.buckets.len() - 1
+        });
+        &mut self.buckets[at].count
+    }
+
+    /// Every bucket of `guard`, in `labels`' order (0 for a bucket no proxy reported).
+    fn buckets_of(&self, guard: &str, labels: &[String]) -> Vec<f64> {
+        labels
+            .iter()
+            .map(|l| {
+                self.buckets
+                    .iter()
+                    .filter(|b| b.guard == guard && b.bucket == *l)
+                    .map(|b| b.count)
+                    .sum()
+            })
+            .collect()
     }
 }
 
@@ -413,6 +463,8 @@ impl Snapshot {
             }
         } else if name == RESETS.name {
             arm.resets += value;
+        } else if name == DISTRIBUTION.name {
+            *arm.bucket_mut(label("guard"), label("bucket")) += value;
         } else {
             let cell = arm.outcome_mut(label("outcome"), label("segment_value"));
             if name == OUTCOMES.name {
@@ -444,7 +496,26 @@ pub fn between(
     c.resets = diff(before.resets, after.resets)?;
     c.requests = c.responses.iter().sum::<u32>().saturating_add(c.resets);
     for (cell, kind) in c.outcomes.iter_mut().zip(&layout.cells) {
-        // A distribution's buckets are not in the fleet query yet: their local test still runs.
+        if let Cell::Bucket { guard, bucket } = *kind {
+            // A bucket's cell: its observations, out of all of its guard's.
+            let Some(g) = plan.guards.get(usize::from(guard)) else {
+                continue;
+            };
+            let GuardMetric::Distribution { over } = &g.metric else {
+                continue;
+            };
+            let (name, labels) = (guard_label(&g.name), bucket_labels(plan, over));
+            let (b, a) = (
+                before.buckets_of(&name, &labels),
+                after.buckets_of(&name, &labels),
+            );
+            let i = usize::from(bucket);
+            *cell = Outcomes {
+                total: diff(b.iter().sum(), a.iter().sum())?,
+                positive: diff(*b.get(i)?, *a.get(i)?)?,
+            };
+            continue;
+        }
         let Cell::Outcome {
             outcome,
             segment: key,

@@ -407,10 +407,12 @@ fn fleet_answer(form: Query) {
     let query = serin_policy::fleet::query(&plan, plan.fleet.as_ref().unwrap());
     let d = serin_policy::fleet::digest_label(&plan.digest);
     let dir = temp_dir(&format!("fleet-query-{form:?}"));
-    let (rule_files, responses) = match form {
+    let (rule_files, responses, buckets) = match form {
         Query::Raw => (
             "[]",
             r#"serin_responses_total{arm="canary",class="5xx"}"#.to_string(),
+            r#"serin_distribution_total{arm="canary",guard="score-drift",bucket="le_0.2"}"#
+                .to_string(),
         ),
         Query::Recorded => {
             std::fs::write(
@@ -421,6 +423,9 @@ fn fleet_answer(form: Query) {
             (
                 "[rules.yaml]",
                 format!(r#"serin:responses:sum{{arm="canary",class="5xx",digest="{d}"}}"#),
+                format!(
+                    r#"serin:distribution:sum{{arm="canary",guard="score-drift",bucket="le_0.2",digest="{d}"}}"#
+                ),
             )
         }
     };
@@ -446,12 +451,16 @@ tests:
     values: '500x10'
   - series: 'serin_canary_weight_bp{{instance="c"}}'
     values: '9000x10'
+  - series: 'serin_distribution_total{{arm="canary",guard="score-drift",bucket="le_0.2",instance="b"}}'
+    values: '0+3x10'
   promql_expr_test:
   - expr: '{query}'
     eval_time: 10m
     exp_samples:
     - labels: '{responses}'
       value: 20
+    - labels: '{buckets}'
+      value: 30
     - labels: '{{serin_fleet="rolled_back"}}'
       value: 1
     - labels: '{{serin_fleet="weight_bp"}}'

@@ -134,3 +134,55 @@ fn a_refused_answer_is_counted_and_changes_nothing() {
     let alone = Engine::new(plan(false, 5_000), Params::default());
     assert_eq!(alone.catalogue().fleet_refused(), None);
 }
+
+/// A distribution guard judged on the fleet's buckets (`serin_distribution_total`, summed by
+/// Prometheus): twenty proxies, each with a twentieth of the traffic, catch a score drift about
+/// as soon as one proxy with all of it would, and long before they do alone; equal scores roll
+/// nothing back.
+#[test]
+fn a_score_drift_is_judged_on_the_fleet_s_buckets() {
+    let fleet_plan = |on: bool| {
+        let mut plan = fixture::score_plan();
+        plan.fleet = on.then(|| Fleet {
+            interval_ms: 5_000,
+            ..Fleet::new("prometheus", "prometheus:9090")
+        });
+        plan
+    };
+    let twenty = FleetScenario {
+        proxies: 20,
+        scrape_ms: 5_000,
+        ..FleetScenario::default()
+    };
+    let mut shifted = fixture::scores_shifted(10, 1);
+    shifted.max_seconds = 1_200;
+    let run = |on: bool, scenario: &Scenario| {
+        let r = fleet::run(&fleet_plan(on), &Params::default(), scenario, &twenty);
+        eprintln!(
+            "fleet mode {on}: all {} of {}, first {:?} last {:?}",
+            r.all_rolled_back,
+            r.runs,
+            r.seconds_to_first_rollback.map(|s| s.median),
+            r.seconds_to_last_rollback.map(|s| s.median),
+        );
+        r
+    };
+    let together = run(true, &shifted);
+    let apart = run(false, &shifted);
+    assert_eq!(together.all_rolled_back, 10, "{together:?}");
+    let last = together.seconds_to_last_rollback.unwrap().median;
+    let first_alone = apart
+        .seconds_to_first_rollback
+        .map_or(f64::INFINITY, |s| s.median);
+    assert!(
+        last * 3.0 < first_alone,
+        "fleet {last} s, alone {first_alone} s"
+    );
+    let mut equal = fixture::scores_equal(10, 2);
+    equal.max_seconds = 1_200;
+    let calm = run(true, &equal);
+    assert!(
+        calm.seconds_to_first_rollback.is_none(),
+        "equal scores rolled back: {calm:?}"
+    );
+}
