@@ -14,7 +14,7 @@ use crate::abi::LogLevel;
 use crate::shared::{Clock, MetricValue, Shared};
 use crate::state::HostState;
 use crate::worker::Worker;
-use crate::{hostcalls, wasi};
+use crate::{hostcalls, properties, wasi};
 
 /// How the host presents itself to the module.
 #[derive(Debug, Clone)]
@@ -97,8 +97,7 @@ impl HostConfig {
         self
     }
     pub fn property(mut self, path: &[&str], value: impl Into<Vec<u8>>) -> Self {
-        self.properties
-            .insert(path.join("\0").into_bytes(), value.into());
+        self.properties.insert(properties::key(path), value.into());
         self
     }
 }

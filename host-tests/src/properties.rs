@@ -10,6 +10,12 @@ use crate::state::{HostState, StreamState};
 /// The protocol of every stream the host runs (Envoy's `request.protocol`).
 const PROTOCOL: &[u8] = b"HTTP/1.1";
 
+/// The key of the property at `path`: its segments joined by NUL bytes, as `proxy_get_property`
+/// receives a path.
+pub(crate) fn key(path: &[&str]) -> Vec<u8> {
+    path.join("\0").into_bytes()
+}
+
 /// Append the value of the property at `path` (segments joined by NUL bytes) to `out`.
 pub(crate) fn property(state: &HostState, path: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
     if let Some(v) = state.config.properties.get(path) {

@@ -147,8 +147,10 @@ pub(crate) struct StreamState {
     pub response_code_details: Option<String>,
 }
 
+/// Which of a stream's maps and bodies Envoy lends the module right now. Public only through
+/// [`crate::conformance`], whose tests set it to reach each phase of a stream.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Live {
+pub struct Live {
     pub request_headers: bool,
     pub request_trailers: bool,
     pub request_body: bool,

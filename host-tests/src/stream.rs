@@ -5,6 +5,7 @@ use wasmtime::Store;
 
 use crate::abi::{Action, StreamType};
 use crate::headers::HeaderMap;
+use crate::properties;
 use crate::state::{HostState, LocalResponse, StreamState};
 use crate::worker::Worker;
 
@@ -85,15 +86,11 @@ impl<'w> Stream<'w> {
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse::<i64>().ok());
         let s = self.state_mut();
-        s.properties.insert(
-            format!("{end}\0address").into_bytes(),
-            address.as_bytes().to_vec(),
-        );
+        s.properties
+            .insert(properties::key(&[end, "address"]), address.into());
         if let Some(port) = port {
-            s.properties.insert(
-                format!("{end}\0port").into_bytes(),
-                port.to_le_bytes().to_vec(),
-            );
+            s.properties
+                .insert(properties::key(&[end, "port"]), port.to_le_bytes().to_vec());
         }
         self
     }
@@ -102,7 +99,7 @@ impl<'w> Stream<'w> {
     pub fn property(mut self, path: &[&str], value: impl Into<Vec<u8>>) -> Self {
         self.state_mut()
             .properties
-            .insert(path.join("\0").into_bytes(), value.into());
+            .insert(properties::key(path), value.into());
         self
     }
 
@@ -458,7 +455,7 @@ impl<'w> Stream<'w> {
     pub fn filter_state(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.state()
             .filter_state
-            .get(path.join("\0").as_bytes())
+            .get(&properties::key(path))
             .cloned()
     }
 

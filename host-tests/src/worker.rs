@@ -46,7 +46,7 @@ pub(crate) struct Callbacks {
 pub struct Worker {
     host: Host,
     pub(crate) store: Store<HostState>,
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// For the conformance tests, which call the host functions a test module re-exports.
     pub(crate) instance: Instance,
     pub(crate) callbacks: Callbacks,
     pub(crate) failure: Option<String>,
@@ -277,15 +277,21 @@ impl Worker {
     /// Envoy's codec and connection manager hand the filter (keys lower-cased, pseudo-headers
     /// first, and what the connection manager adds, like `x-forwarded-proto`, last).
     pub fn request_with_headers(&mut self, headers: &[(&str, &str)]) -> Stream<'_> {
-        let id = self.new_context(ContextKind::Http);
         let s = StreamState {
             request_headers: HeaderMap::from_pairs(headers),
             end_of_stream: true,
             connection_id: self.host.next_connection.fetch_add(1, Ordering::Relaxed),
             ..StreamState::default()
         };
-        self.store.data_mut().streams.insert(id, s);
+        let id = self.add_stream(s);
         Stream::new(self, id)
+    }
+
+    /// A new HTTP stream's context with `state`, not yet created in the VM. Returns its id.
+    pub(crate) fn add_stream(&mut self, state: StreamState) -> u32 {
+        let id = self.new_context(ContextKind::Http);
+        self.store.data_mut().streams.insert(id, state);
+        id
     }
 
     /// Everything the module logged at or above the host's level.

@@ -2,17 +2,15 @@
 //! a small module imports the host functions and re-exports them, so each test calls a host
 //! function exactly as a filter would, with pointers into guest memory.
 //!
-//! Built as the library's unit tests (`src/lib.rs` includes this file), not as an integration
-//! test: the tests set the host's private state directly (which maps are live, the access-log
-//! phase, the current context) to reach each case without a filter that steers there.
+//! To reach each case without a filter that steers there, the tests put a stream in a given
+//! phase (which maps are live, the access log) and make a context current through the host's
+//! `conformance` surface, which exists for them.
 
 use std::time::Duration;
 
+use serin_host_tests::conformance::{self, StreamMut};
+use serin_host_tests::{HeaderMap, Host, HostConfig, LogLevel, MetricValue, Status, Worker, pairs};
 use wasmtime::Val;
-
-use crate::abi::Status;
-use crate::state::{ContextKind, StreamState};
-use crate::{Host, HostConfig, MetricValue, Worker, pairs};
 
 /// (name, params, results) of every host function a module may import. `j` is an i64.
 const IMPORTS: &[(&str, &str, &str)] = &[
@@ -124,48 +122,36 @@ impl T {
 
     /// A stream with request headers, made current, its request headers live.
     fn stream(&mut self) -> u32 {
-        let d = self.w.store.data_mut();
-        let id = d.next_context_id;
-        d.next_context_id += 1;
-        d.contexts.insert(id, ContextKind::Http);
-        let mut s = StreamState {
-            request_headers: crate::HeaderMap::from_pairs(&[
+        conformance::open_stream(
+            &mut self.w,
+            &[
                 (":path", "/a?b=c"),
                 (":method", "GET"),
                 ("x-dup", "1"),
                 ("x-dup", "2"),
                 ("x-one", "v"),
-            ]),
-            ..StreamState::default()
-        };
-        s.live.request_headers = true;
-        s.properties
-            .insert(b"source\0address".to_vec(), b"10.0.0.1:1234".to_vec());
-        d.streams.insert(id, s);
-        d.current_context = id;
-        id
+            ],
+            &[(&["source", "address"], "10.0.0.1:1234")],
+        )
     }
 
     fn enter(&mut self, ctx: u32) {
-        self.w.store.data_mut().current_context = ctx;
+        conformance::enter(&mut self.w, ctx);
     }
 
-    fn s(&mut self, id: u32) -> &mut StreamState {
-        self.w.store.data_mut().streams.get_mut(&id).unwrap()
+    fn s(&mut self, id: u32) -> StreamMut<'_> {
+        conformance::stream(&mut self.w, id)
     }
 
     fn put(&mut self, bytes: &[u8]) -> (i32, i32) {
         let p = self.next;
-        let mem = self.w.store.data().memory.unwrap();
-        mem.data_mut(&mut self.w.store)[p as usize..p as usize + bytes.len()]
-            .copy_from_slice(bytes);
+        conformance::write_memory(&mut self.w, p as usize, bytes).unwrap();
         self.next += bytes.len() as i32 + 8;
         (p, bytes.len() as i32)
     }
 
     fn mem(&mut self, ptr: i32, len: usize) -> Vec<u8> {
-        let mem = self.w.store.data().memory.unwrap();
-        mem.data(&self.w.store)[ptr as usize..ptr as usize + len].to_vec()
+        conformance::read_memory(&self.w, ptr as usize, len).unwrap()
     }
 
     fn word(&mut self, at: i32) -> u32 {
@@ -187,10 +173,7 @@ impl T {
     }
 
     fn call(&mut self, name: &str, args: &[Val]) -> Status {
-        let f = self.w.instance.get_func(&mut self.w.store, name).unwrap();
-        let mut results = [Val::I32(0)];
-        f.call(&mut self.w.store, args, &mut results).unwrap();
-        Status::from_code(results[0].unwrap_i32()).unwrap()
+        conformance::call_export(&mut self.w, name, args).unwrap()
     }
 
     fn c(&mut self, name: &str, args: &[i32]) -> Status {
@@ -230,14 +213,14 @@ fn header_map_pairs_round_trip() {
         Status::Ok
     );
     let got = t.out();
-    assert_eq!(got, t.s(id).request_headers.serialize());
+    assert_eq!(got, t.s(id).request_headers().serialize());
     assert_eq!(pairs::deserialize(&got).len(), 5);
 
     let new = pairs::serialize(&[(":path", "/new"), ("X-Mixed-Case", "v1"), ("x-b", "")]);
     let (p, n) = t.put(&new);
     assert_eq!(t.c("proxy_set_header_map_pairs", &[0, p, n]), Status::Ok);
     assert_eq!(
-        t.s(id).request_headers.to_vec(),
+        t.s(id).request_headers().to_vec(),
         vec![
             (":path".into(), "/new".into()),
             ("x-mixed-case".into(), "v1".into()),
@@ -252,7 +235,7 @@ fn header_map_pairs_round_trip() {
     // Envoy reads a malformed map as an empty one.
     let (p, n) = t.put(&[9, 9, 9]);
     assert_eq!(t.c("proxy_set_header_map_pairs", &[0, p, n]), Status::Ok);
-    assert!(t.s(id).request_headers.is_empty());
+    assert!(t.s(id).request_headers().is_empty());
     // An empty map comes back as address 0, size 0.
     assert_eq!(
         t.c("proxy_get_header_map_pairs", &[0, OUT_PTR, OUT_SIZE]),
@@ -292,13 +275,13 @@ fn header_values_and_status_codes() {
         t.kv("proxy_replace_header_map_value", 0, "X-Dup", "3"),
         Status::Ok
     );
-    assert_eq!(t.s(id).request_headers.get_all("x-dup"), vec![&b"3"[..]]);
+    assert_eq!(t.s(id).request_headers().get_all("x-dup"), vec![&b"3"[..]]);
     assert_eq!(
         t.kv("proxy_add_header_map_value", 0, "x-dup", "4"),
         Status::Ok
     );
     assert_eq!(
-        t.s(id).request_headers.get_all("x-dup"),
+        t.s(id).request_headers().get_all("x-dup"),
         vec![&b"3"[..], &b"4"[..]]
     );
     let (k, n) = t.put(b"never-there");
@@ -307,12 +290,12 @@ fn header_values_and_status_codes() {
     assert_eq!(t.c("proxy_remove_header_map_value", &[0, k, n]), Status::Ok);
     assert_eq!(t.get_value(0, "x-dup").0, Status::NotFound);
 
-    let size = t.s(id).request_headers.byte_size() as u32;
+    let size = t.s(id).request_headers().byte_size() as u32;
     assert_eq!(t.c("proxy_get_header_map_size", &[0, OUT_WORD]), Status::Ok);
     assert_eq!(t.word(OUT_WORD), size);
 
     // After the callback returned Continue, Envoy has let go of the map.
-    t.s(id).live.request_headers = false;
+    t.s(id).live().request_headers = false;
     assert_eq!(t.get_value(0, "x-one").0, Status::BadArgument);
     assert_eq!(
         t.kv("proxy_replace_header_map_value", 0, "a", "b"),
@@ -332,7 +315,7 @@ fn header_values_and_status_codes() {
     );
     assert_eq!(t.out(), b"", "a missing map reads as empty");
     // In the access log phase the maps are readable, and a missing one is NotFound.
-    t.s(id).access_log = true;
+    t.s(id).set_access_log(true);
     assert_eq!(t.get_value(0, "x-one"), (Status::Ok, b"v".to_vec()));
     assert_eq!(t.get_value(1, "x").0, Status::NotFound);
     // From the root context there are no HTTP maps.
@@ -345,19 +328,19 @@ fn header_values_and_status_codes() {
 fn trailers_can_be_added_in_the_last_body_chunk() {
     let mut t = T::new();
     let id = t.stream();
-    t.s(id).live.request_headers = false;
+    t.s(id).live().request_headers = false;
     assert_eq!(
         t.kv("proxy_add_header_map_value", 1, "x-t", "1"),
         Status::BadArgument
     );
-    t.s(id).live.request_body = true;
-    t.s(id).end_of_stream = true;
+    t.s(id).live().request_body = true;
+    t.s(id).set_end_of_stream(true);
     assert_eq!(
         t.kv("proxy_add_header_map_value", 1, "x-t", "1"),
         Status::Ok
     );
     assert_eq!(
-        t.s(id).request_trailers.as_ref().unwrap().get("x-t"),
+        t.s(id).request_trailers().unwrap().get("x-t"),
         Some(&b"1"[..])
     );
 }
@@ -418,13 +401,13 @@ fn buffers() {
 
     // A live request body: Envoy's prepend / replace / append, nothing in between.
     let id = t.stream();
-    t.s(id).live.request_body = true;
-    t.s(id).request_body = b"body".to_vec();
+    t.s(id).live().request_body = true;
+    t.s(id).set_request_body(b"body");
     let (p, n) = t.put(b"<");
     assert_eq!(t.c("proxy_set_buffer_bytes", &[0, 0, 0, p, n]), Status::Ok);
     let (p, n) = t.put(b">");
     assert_eq!(t.c("proxy_set_buffer_bytes", &[0, 5, 0, p, n]), Status::Ok);
-    assert_eq!(t.s(id).request_body, b"<body>");
+    assert_eq!(t.s(id).request_body(), b"<body>");
     assert_eq!(
         t.c("proxy_set_buffer_bytes", &[0, 2, 1, p, n]),
         Status::BadArgument
@@ -440,7 +423,7 @@ fn buffers() {
     );
     assert_eq!(t.out(), b"new");
     // No body in flight: it reads as empty and refuses writes.
-    t.s(id).live.request_body = false;
+    t.s(id).live().request_body = false;
     assert_eq!(
         t.c("proxy_get_buffer_bytes", &[0, 0, 10, OUT_PTR, OUT_SIZE]),
         Status::Ok
@@ -605,7 +588,7 @@ fn properties() {
         "no filter state here"
     );
 
-    t.stream();
+    let id = t.stream();
     assert_eq!(
         get(&mut t, &["source", "address"]),
         (Status::Ok, b"10.0.0.1:1234".to_vec())
@@ -648,8 +631,8 @@ fn properties() {
         (Status::Ok, 0u64.to_le_bytes().to_vec())
     );
     assert_eq!(get(&mut t, &["connection", "mtls"]), (Status::Ok, vec![0]));
-    let id = t.w.store.data().current_context;
-    t.s(id).response_headers = Some(crate::HeaderMap::from_pairs(&[(":status", "201")]));
+    t.s(id)
+        .set_response_headers(HeaderMap::from_pairs(&[(":status", "201")]));
     assert_eq!(
         get(&mut t, &["response", "code"]),
         (Status::Ok, 201i64.to_le_bytes().to_vec()),
@@ -661,7 +644,7 @@ fn properties() {
 fn logging_time_and_ticks() {
     let host = Host::with_config(
         &abi_module("malloc", ""),
-        HostConfig::default().log_level(crate::LogLevel::Warn),
+        HostConfig::default().log_level(LogLevel::Warn),
     )
     .unwrap();
     let mut t = T::on(&host);
@@ -745,9 +728,9 @@ fn foreign_functions_local_responses_and_contexts() {
         (calls[0].context_id, calls[1].status),
         (id, Status::NotFound)
     );
-    assert_eq!(t.s(id).route_cache_clears, 1);
+    assert_eq!(t.s(id).route_cache_clears(), 1);
     assert_eq!(t.c("proxy_clear_route_cache", &[]), Status::Ok);
-    assert_eq!(t.s(id).route_cache_clears, 2);
+    assert_eq!(t.s(id).route_cache_clears(), 2);
 
     let (d, dn) = t.put(b"denied by policy");
     let (b, bn) = t.put(b"nope");
@@ -756,7 +739,7 @@ fn foreign_functions_local_responses_and_contexts() {
         t.c("proxy_send_local_response", &[403, d, dn, b, bn, h, hn, -1]),
         Status::Ok
     );
-    let r = t.s(id).local_response.clone().unwrap();
+    let r = t.s(id).local_response().cloned().unwrap();
     assert_eq!(
         (r.status, r.details.as_str(), r.body.as_slice()),
         (403, "denied_by_policy", &b"nope"[..])
@@ -929,11 +912,17 @@ fn a_wasip1_module_starts_like_in_envoy() {
     assert_eq!(logs.len(), 1);
     assert_eq!(
         (logs[0].level, logs[0].message.as_str()),
-        (crate::LogLevel::Info, "hello from wasi")
+        (LogLevel::Info, "hello from wasi")
     );
     assert!(w.configure(b"").unwrap());
-    let mem = w.store.data().memory.unwrap();
-    let word = |at: usize| u32::from_le_bytes(mem.data(&w.store)[at..at + 4].try_into().unwrap());
+    let word = |at: usize| {
+        u32::from_le_bytes(
+            conformance::read_memory(&w, at, 4)
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
     assert_eq!(word(8), 16, "bytes written");
     assert_eq!((word(40), word(44)), (1, 4), "one variable, `A=1\\0`");
 
