@@ -1,9 +1,11 @@
 //! Detection quality: the numbers behind BENCHMARKS.md ("Detection quality").
-//! Run with `cargo bench -p serin-policy --bench detection` (optionally `-- RUNS`, default 1000).
+//! Run with `cargo bench -p serin-policy --bench detection` (optionally `-- RUNS`, default 1000
+//! seeds per cell, and `--engine-runs N`, runs through the engine at the end, default `RUNS`:
+//! e.g. `-- 1000 --engine-runs 4000`).
 //!
 //! Three guards written the way the examples write them, at 100 requests per second with a 5%
 //! canary, one-second sub-windows. For each, the canary at several true values, as multiples of
-//! the limit, and four tests on the same synthetic traffic (same seeds):
+//! the limit, and four tests on the same synthetic traffic (the same seeds, paired seed by seed):
 //! - **mixture**: the engine's test ([`serin_policy::guard::power`] plays the engine's code);
 //! - **fixed SPRT**: the test it replaced, Wald's SPRT against 2× the limit (2.5× the tail share
 //!   for latency), floored, as the engine ran it before;
@@ -13,7 +15,15 @@
 //!   the limit, and a rollback at the fifth failed check.
 //!
 //! Every test waits for the guard's `min_samples`. Breach cells run each seed up to five times the
-//! oracle's mean sample count; cells at or under the limit run one hour.
+//! oracle's mean sample count; cells at or under the limit run one hour. Under each breach row,
+//! the mixture's median over the fixed SPRT's with a 95% paired bootstrap interval (the seeds
+//! resampled with replacement, 2,000 times, a fixed RNG seed).
+//!
+//! A late breach: the canary equal to stable for an hour, then at 2× (and 1.33×) the limit;
+//! for the mixture and the fixed SPRT, the share rolled back in the healthy hour (false), the
+//! share rolled back within five times the oracle's fresh mean after the breach's start and the
+//! median (95th percentile) canary requests from that start, beside the fresh medians. Each
+//! component's floor bounds the climb (`policy/src/guard/sprt.rs`, "the floor").
 //!
 //! Then the same guards, with the fraud model example's others, through the whole engine
 //! (`serin_policy::sim`: routing, windows, workers' merge, the state machine) at 100 requests/s
@@ -24,9 +34,11 @@ mod fixture;
 
 use serde_json::json;
 use serin_policy::guard::Params;
-use serin_policy::guard::power::{DriftTraffic, Power, Slots, Traffic, Trial, slots_to_drift};
+use serin_policy::guard::power::{
+    DriftTraffic, Power, Slots, Traffic, Trial, first_breach, slots_to_breach, slots_to_drift,
+};
 use serin_policy::guard::sprt::{Model, bernoulli_llr, split_llr};
-use serin_policy::sim::{self, RunEnd};
+use serin_policy::sim::{self, RunEnd, SplitMix64};
 
 /// A guard as users write them, and the traffic it sees per one-second sub-window.
 struct Guard {
@@ -91,34 +103,49 @@ fn guards(params: &Params) -> Vec<Guard> {
     ]
 }
 
+/// The seeds of every cell: `SEED..SEED + runs`, the same for every test, so the tests are
+/// paired seed by seed.
+const SEED: u64 = 1;
+/// Paired bootstrap resamples for the mixture's median over the fixed SPRT's, and its RNG seed.
+const RESAMPLES: u32 = 2_000;
+const BOOTSTRAP_SEED: u64 = 0xB007_5742;
+
+/// The breach sizes of the late-breach table.
+const LATE: [(&str, f64); 2] = [("2x", 2.0), ("1.33x", 4.0 / 3.0)];
+
+/// `RUNS` (seeds per cell) and `--engine-runs N` (runs through the engine; `RUNS` unless given).
+fn args() -> (u32, u32) {
+    let mut runs = None;
+    let mut engine_runs = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--engine-runs" {
+            engine_runs = args.next().and_then(|n| n.parse().ok());
+        } else if let Ok(n) = a.parse() {
+            runs = Some(n);
+        }
+    }
+    let runs = runs.unwrap_or(1000);
+    (runs, engine_runs.unwrap_or(runs))
+}
+
 fn main() {
-    let runs: u32 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1000);
+    let (runs, engine_runs) = args();
     let params = Params::default();
     println!(
         "{runs} seeds per cell; α = {}, β = {}; canary requests to rollback, median (95th percentile)\n",
         params.alpha, params.beta
     );
+    let mut late = Vec::new();
     for g in guards(&params) {
         println!("== {}", g.name);
         println!(
             "{:>9} | {:>24} | {:>24} | {:>16} | {:>16} | {:>7}",
             "true", "mixture", "fixed SPRT (2x)", "oracle", "fixed threshold", "mix/orc"
         );
-        let requests = |slots: Option<u64>| match slots {
-            Some(s) => format!("{:.0}", s as f64 * g.canary_per_slot),
-            None => "-".into(),
-        };
-        let cell = |p: &Power| {
-            format!(
-                "{:>5.1}% {:>8} ({:>7})",
-                100.0 * p.rate(),
-                requests(p.quantile(0.5)),
-                requests(p.quantile(0.95))
-            )
-        };
+        let requests = |slots: Option<u64>| requests(&g, slots);
+        let cell = |p: &Power| cell(&g, p);
+        let mut fresh = Vec::new();
         for (label, multiple) in [
             ("= stable", g.equal_to_stable),
             ("1x limit", 1.0),
@@ -129,35 +156,22 @@ fn main() {
         ] {
             let breach = multiple > 1.0;
             let oracle = breach.then(|| {
-                Power::of(runs, |seed| {
-                    fixed_sprt(
-                        &g,
-                        multiple,
-                        multiple,
-                        g.trial.bounds.breach,
-                        None,
-                        u64::MAX,
-                        seed,
-                    )
+                Power::of(runs, |i| {
+                    let slots = slots(&g, multiple, SEED + i);
+                    fixed_sprt(&g, multiple, g.trial.bounds.breach, None, slots)
                 })
             });
             let horizon = oracle.as_ref().map_or(HOUR, |o| {
                 (5.0 * o.mean().unwrap_or(HOUR as f64)).ceil() as u64
             });
-            let mixture = Power::measure(&g.trial, g.traffic, multiple, horizon, runs, 1);
-            let today = Power::of(runs, |seed| {
-                let wald = ((1.0 - 0.2) / 0.0025f64).ln();
-                fixed_sprt(
-                    &g,
-                    multiple,
-                    g.trial.design,
-                    wald,
-                    Some(-wald),
-                    horizon,
-                    seed,
-                )
+            let within = |seed| slots(&g, multiple, seed).take(horizon as usize);
+            let mixture_runs = per_seed(runs, |seed| {
+                slots_to_breach(&g.trial, g.traffic, multiple, horizon, seed)
             });
-            let flagger = Power::of(runs, |seed| fixed_threshold(&g, multiple, horizon, seed));
+            let today_runs = per_seed(runs, |seed| today(&g, within(seed)));
+            let (mixture, today) = (power(&mixture_runs), power(&today_runs));
+            let flagger = per_seed(runs, |seed| fixed_threshold(&g, within(seed)));
+            let flagger = power(&flagger);
             let ratio = match (
                 mixture.quantile(0.5),
                 oracle.as_ref().and_then(|o| o.quantile(0.5)),
@@ -186,23 +200,33 @@ fn main() {
                     "",
                     requests(Some(horizon))
                 );
+                if let (Some(m), Some(t)) = (mixture.quantile(0.5), today.quantile(0.5)) {
+                    println!(
+                        "{:>9}   mixture / fixed SPRT, medians: {:.3} (95% paired bootstrap {})",
+                        "",
+                        m as f64 / t as f64,
+                        median_ratio_interval(&mixture_runs, &today_runs)
+                            .map_or("-".into(), |(lo, hi)| format!("{lo:.3} to {hi:.3}")),
+                    );
+                }
+            }
+            if let Some(oracle) = oracle
+                && LATE.iter().any(|(l, _)| *l == label)
+            {
+                fresh.push((label, multiple, horizon, mixture, today, oracle));
             }
         }
         println!();
+        fresh.sort_by_key(|f| LATE.iter().position(|(l, _)| *l == f.0));
+        late.push((g, fresh));
     }
+    late_breach(runs, &late);
     let g = &guards(&params)[0];
     let within = 20_000 / 5;
-    let example = Power::measure(&g.trial, g.traffic, 2.0 / 1.5, within, runs, 1);
-    let oracle = Power::of(runs, |seed| {
-        fixed_sprt(
-            g,
-            2.0 / 1.5,
-            2.0 / 1.5,
-            g.trial.bounds.breach,
-            None,
-            within,
-            seed,
-        )
+    let example = Power::measure(&g.trial, g.traffic, 2.0 / 1.5, within, runs, SEED);
+    let oracle = Power::of(runs, |i| {
+        let slots = slots(g, 2.0 / 1.5, SEED + i).take(within as usize);
+        fixed_sprt(g, 2.0 / 1.5, g.trial.bounds.breach, None, slots)
     });
     println!(
         "The example, errors 1% -> 2% against max_ratio 1.5, rolled back within 20,000 canary requests: mixture {:.1}%, oracle {:.1}%",
@@ -210,7 +234,149 @@ fn main() {
         100.0 * oracle.rate()
     );
     distribution(runs, &params);
-    through_the_engine(runs);
+    through_the_engine(engine_runs);
+}
+
+/// A breach cell's figures fresh (the canary breaching from the start), reused beside the
+/// late breach: label, multiple, horizon, mixture, fixed SPRT, oracle.
+type Fresh = (&'static str, f64, u64, Power, Power, Power);
+
+/// The late breach: the canary equal to stable for an hour (the same sub-windows, seed by
+/// seed, as the "= stable" cell), then at the multiple, each seed played up to the hour plus
+/// the fresh cell's horizon (five times the oracle's mean). A rollback within the hour is a
+/// false one; after it, the canary requests counted are those from the breach's start.
+fn late_breach(runs: u32, guards: &[(Guard, Vec<Fresh>)]) {
+    println!(
+        "== late breach: equal to stable for an hour ({} canary requests at 5 per second), then the breach; canary requests from the breach's start to rollback",
+        HOUR * 5
+    );
+    for (g, fresh) in guards {
+        let requests = |slots: Option<u64>| requests(g, slots);
+        println!("-- {}", g.name);
+        println!(
+            "{:>9} | {:>13} | {:>24} | {:>24} | {:>14} | {:>14} | {:>7}",
+            "true",
+            "false in hour",
+            "mixture: late",
+            "fixed SPRT (2x): late",
+            "fresh mix, fix",
+            "oracle fresh",
+            "late/fr"
+        );
+        for (label, multiple, horizon, mixture, today, oracle) in fresh {
+            let late = |seed| late_slots(g, *multiple, seed).take((HOUR + horizon) as usize);
+            let mixture_late = per_seed(runs, |seed| first_breach(&g.trial, late(seed)));
+            let today_late = per_seed(runs, |seed| self::today(g, late(seed)));
+            let false_rate = |v: &[Option<u64>]| {
+                v.iter().filter(|s| s.is_some_and(|s| s <= HOUR)).count() as f64 / v.len() as f64
+            };
+            let after = |v: &[Option<u64>]| {
+                let v: Vec<_> = v
+                    .iter()
+                    .map(|s| s.and_then(|s| s.checked_sub(HOUR).filter(|s| *s > 0)))
+                    .collect();
+                power(&v)
+            };
+            let (m, t) = (after(&mixture_late), after(&today_late));
+            let ratio =
+                |late: &Power, fresh: &Power| match (late.quantile(0.5), fresh.quantile(0.5)) {
+                    (Some(l), Some(f)) => format!("{:.2}", l as f64 / f as f64),
+                    _ => "-".into(),
+                };
+            println!(
+                "{label:>9} | {:>13} | {} | {} | {:>14} | {:>14} | {:>7}",
+                format!(
+                    "{:.1}%, {:.1}%",
+                    100.0 * false_rate(&mixture_late),
+                    100.0 * false_rate(&today_late)
+                ),
+                cell(g, &m),
+                cell(g, &t),
+                format!(
+                    "{}, {}",
+                    requests(mixture.quantile(0.5)),
+                    requests(today.quantile(0.5))
+                ),
+                requests(oracle.quantile(0.5)),
+                format!("{}, {}", ratio(&m, mixture), ratio(&t, today)),
+            );
+        }
+    }
+    println!(
+        "(late/fr: the late median over the same test's fresh median, mixture then fixed SPRT; caught: within 5x the oracle's fresh mean after the breach's start)\n"
+    );
+}
+
+/// Canary requests in `slots` sub-windows.
+fn requests(g: &Guard, slots: Option<u64>) -> String {
+    match slots {
+        Some(s) => format!("{:.0}", s as f64 * g.canary_per_slot),
+        None => "-".into(),
+    }
+}
+
+/// A test's cell: the share rolled back, and the median (95th percentile) canary requests.
+fn cell(g: &Guard, p: &Power) -> String {
+    format!(
+        "{:>5.1}% {:>8} ({:>7})",
+        100.0 * p.rate(),
+        requests(g, p.quantile(0.5)),
+        requests(g, p.quantile(0.95))
+    )
+}
+
+/// `run(seed)` for every seed of a cell, in seed order.
+fn per_seed(runs: u32, run: impl Fn(u64) -> Option<u64>) -> Vec<Option<u64>> {
+    (0..u64::from(runs)).map(|i| run(SEED + i)).collect()
+}
+
+/// The record of per-seed results.
+fn power(runs: &[Option<u64>]) -> Power {
+    Power::of(runs.len() as u32, |i| runs[i as usize])
+}
+
+/// The guard's sub-windows with the canary at `multiple` times the limit.
+fn slots(g: &Guard, multiple: f64, seed: u64) -> Slots {
+    Slots::new(g.traffic, g.traffic.rates(&g.trial.model, multiple), seed)
+}
+
+/// The guard's sub-windows with the canary equal to stable for an hour, then at `multiple`
+/// times the limit.
+fn late_slots(g: &Guard, multiple: f64, seed: u64) -> Slots {
+    slots(g, g.equal_to_stable, seed).changing_at(HOUR, g.traffic.rates(&g.trial.model, multiple))
+}
+
+/// The median (as [`Power::quantile`] reads it: a miss counts as later than any catch) of
+/// `a`'s runs over `b`'s, paired seed by seed: a percentile interval over [`RESAMPLES`]
+/// resamples of the seeds with replacement. `None` if a resample's median is a miss.
+fn median_ratio_interval(a: &[Option<u64>], b: &[Option<u64>]) -> Option<(f64, f64)> {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64(BOOTSTRAP_SEED);
+    let rank = n.div_ceil(2) - 1;
+    let (mut ra, mut rb) = (vec![0u64; n], vec![0u64; n]);
+    let mut ratios = Vec::with_capacity(RESAMPLES as usize);
+    for _ in 0..RESAMPLES {
+        for (x, y) in ra.iter_mut().zip(rb.iter_mut()) {
+            let i = (rng.next_u64() % n as u64) as usize;
+            *x = a[i].unwrap_or(u64::MAX);
+            *y = b[i].unwrap_or(u64::MAX);
+        }
+        let (ma, mb) = (
+            *ra.select_nth_unstable(rank).1,
+            *rb.select_nth_unstable(rank).1,
+        );
+        if ma == u64::MAX || mb == u64::MAX {
+            return None;
+        }
+        ratios.push(ma as f64 / mb as f64);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| ratios[((q * f64::from(RESAMPLES)).ceil() as usize).clamp(1, ratios.len()) - 1];
+    Some((at(0.025), at(0.975)))
 }
 
 /// The distribution guard: a model score on six buckets (the bounds a policy writes as
@@ -303,24 +469,19 @@ fn psi(p: &[f64], q: &[f64]) -> f64 {
 }
 
 /// Wald's SPRT of the limit against `alternative` times it, breach at `threshold`, with an
-/// optional floor, on the same traffic as the engine's test: sub-windows to a breach.
+/// optional floor, on the same traffic as the engine's test: sub-windows to a breach, or `None`
+/// if `slots` run out first.
 fn fixed_sprt(
     g: &Guard,
-    multiple: f64,
     alternative: f64,
     threshold: f64,
     floor: Option<f64>,
-    max_slots: u64,
-    seed: u64,
+    slots: impl Iterator<Item = (u64, u64, u64, u64)>,
 ) -> Option<u64> {
     let model = g.trial.model;
-    let rates = g.traffic.rates(&model, multiple);
     let (null, alt) = (model.null(), model.alternative(alternative));
     let (mut llr, mut samples) = (0.0, 0u64);
-    for (slot, (x_w, n_w, x_o, n_o)) in Slots::new(g.traffic, rates, seed).enumerate() {
-        if slot as u64 >= max_slots {
-            return None;
-        }
+    for (slot, (x_w, n_w, x_o, n_o)) in slots.enumerate() {
         llr += match model {
             Model::Rate { .. } => bernoulli_llr(x_w, n_w, null, alt),
             Model::Ratio { .. } => split_llr(x_w, x_o, n_w, n_o, null, alt),
@@ -336,18 +497,21 @@ fn fixed_sprt(
     None
 }
 
+/// The test the mixture replaced: Wald's SPRT against the design effect at α = 0.0025,
+/// β = 0.2, floored at the healthy boundary, as the engine ran it.
+fn today(g: &Guard, slots: impl Iterator<Item = (u64, u64, u64, u64)>) -> Option<u64> {
+    let wald = ((1.0 - 0.2) / 0.0025f64).ln();
+    fixed_sprt(g, g.trial.design, wald, Some(-wald), slots)
+}
+
 /// Flagger's analysis: every minute, the minute's value against the limit; a rollback at the
 /// fifth failed check. A minute without data is not a check.
-fn fixed_threshold(g: &Guard, multiple: f64, max_slots: u64, seed: u64) -> Option<u64> {
+fn fixed_threshold(g: &Guard, slots: impl Iterator<Item = (u64, u64, u64, u64)>) -> Option<u64> {
     let model = g.trial.model;
-    let rates = g.traffic.rates(&model, multiple);
     let mut minute = (0u64, 0u64, 0u64, 0u64);
     let mut failed = 0;
-    for (slot, (x_w, n_w, x_o, n_o)) in Slots::new(g.traffic, rates, seed).enumerate() {
+    for (slot, (x_w, n_w, x_o, n_o)) in slots.enumerate() {
         let slot = slot as u64 + 1;
-        if slot > max_slots {
-            return None;
-        }
         minute = (
             minute.0 + x_w,
             minute.1 + n_w,
@@ -414,9 +578,9 @@ fn through_the_engine(runs: u32) {
     aa.max_seconds = 3_600;
     let report = sim::run(&plan, &params, &aa);
     println!(
-        "\nThrough the engine, {runs} runs: identical arms for an hour, rolled back (any guard): {:.1}%, held: {:.1}%",
-        100.0 * report.rollback_rate,
-        100.0 * f64::from(report.held) / f64::from(runs.max(1))
+        "\nThrough the engine, {runs} runs: identical arms for an hour, rolled back (any guard): {}, held: {}",
+        share(f64::from(report.rolled_back), runs),
+        share(f64::from(report.held), runs),
     );
     let mut errors = fixture::errors_doubled(runs, 1);
     errors.requests_per_second = 100.0;
@@ -431,10 +595,21 @@ fn through_the_engine(runs: u32) {
         })
         .count();
     println!(
-        "Through the engine: errors 1% -> 2%, rolled back by `error rate` within 20,000 canary requests: {:.1}%; median canary requests to rollback {}",
-        100.0 * within as f64 / f64::from(runs.max(1)),
+        "Through the engine, {runs} runs: errors 1% -> 2%, rolled back by `error rate` within 20,000 canary requests: {}; median canary requests to rollback {}",
+        share(within as f64, runs),
         report
             .canary_requests_to_rollback
             .map_or("-".into(), |s| format!("{:.0}", s.median))
     );
+}
+
+/// `count` of `runs` as a percentage with its binomial standard error.
+fn share(count: f64, runs: u32) -> String {
+    let n = f64::from(runs.max(1));
+    let p = count / n;
+    format!(
+        "{:.1}% (s.e. {:.1})",
+        100.0 * p,
+        100.0 * (p * (1.0 - p) / n).sqrt()
+    )
 }

@@ -64,6 +64,10 @@ pub struct Slots {
     rng: SplitMix64,
     traffic: Traffic,
     rates: (f64, f64),
+    /// Sub-windows drawn so far.
+    drawn: u64,
+    /// From this sub-window on (counted from 0), these rates: a canary that changes mid-run.
+    change: Option<(u64, (f64, f64))>,
 }
 
 impl Slots {
@@ -72,6 +76,17 @@ impl Slots {
             rng: SplitMix64(seed ^ 0x5EC0_57A7_1571_C5A1),
             traffic,
             rates,
+            drawn: 0,
+            change: None,
+        }
+    }
+
+    /// The same sub-windows until `at` of them have been drawn, then drawn at `rates`: a
+    /// regression that starts late. The draws before `at` are those of [`Slots::new`] alone.
+    pub fn changing_at(self, at: u64, rates: (f64, f64)) -> Slots {
+        Slots {
+            change: Some((at, rates)),
+            ..self
         }
     }
 }
@@ -80,6 +95,13 @@ impl Iterator for Slots {
     type Item = (u64, u64, u64, u64);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some((at, rates)) = self.change
+            && self.drawn >= at
+        {
+            self.rates = rates;
+            self.change = None;
+        }
+        self.drawn += 1;
         let n_w = round_at_random(&mut self.rng, self.traffic.watched);
         let n_o = round_at_random(&mut self.rng, self.traffic.other);
         let x_w = binomial(&mut self.rng, n_w, self.rates.0);
@@ -105,15 +127,25 @@ pub fn slots_to_breach(
     seed: u64,
 ) -> Option<u64> {
     let rates = traffic.rates(&trial.model, multiple);
+    first_breach(
+        trial,
+        Slots::new(traffic, rates, seed).take(usize::try_from(max_slots).unwrap_or(usize::MAX)),
+    )
+}
+
+/// Play one test over `slots` until it calls a breach; the number of sub-windows consumed at
+/// the breach, or `None` if they run out first. ([`slots_to_breach`] with a canary that
+/// changes mid-run: [`Slots::changing_at`].)
+pub fn first_breach(
+    trial: &Trial,
+    slots: impl Iterator<Item = (u64, u64, u64, u64)>,
+) -> Option<u64> {
     let mut evidence = Evidence::default();
     let mut samples = 0u64;
     // Per exposure: the increments of one watched event and of one other event (a ratio
     // test), or of one event and one non-event (a rate test).
     let mut cache: Vec<(Exposure, Units)> = Vec::new();
-    for (slot, (x_w, n_w, x_o, n_o)) in Slots::new(traffic, rates, seed)
-        .take(usize::try_from(max_slots).unwrap_or(usize::MAX))
-        .enumerate()
-    {
+    for (slot, (x_w, n_w, x_o, n_o)) in slots.enumerate() {
         let key = match trial.model {
             Model::Rate { .. } => (0, 0),
             Model::Ratio { .. } => (n_w, n_o),
@@ -610,6 +642,31 @@ mod tests {
         }
         assert_eq!(sum[2], 0);
         assert!((sum[0] as f64 / 40_000.0 - 0.5).abs() < 0.02, "{sum:?}");
+    }
+
+    #[test]
+    fn a_changing_canary_draws_the_same_sub_windows_until_the_change() {
+        let (trial, traffic) = errors_ratio();
+        let (equal, doubled) = (
+            traffic.rates(&trial.model, 1.0 / 1.5),
+            traffic.rates(&trial.model, 2.0),
+        );
+        let before: Vec<_> = Slots::new(traffic, equal, 7).take(100).collect();
+        let changing: Vec<_> = Slots::new(traffic, equal, 7)
+            .changing_at(100, doubled)
+            .take(20_100)
+            .collect();
+        assert_eq!(changing[..100], before[..]);
+        let canary_errors: u64 = changing[100..].iter().map(|s| s.0).sum();
+        // 20,000 sub-windows of 5 canary requests at 3% (twice the limit of 1.5 × 1%).
+        assert!(
+            (2_700..3_300).contains(&canary_errors),
+            "{canary_errors} canary errors"
+        );
+        assert_eq!(
+            first_breach(&trial, Slots::new(traffic, doubled, 7).take(4_000)),
+            slots_to_breach(&trial, traffic, 2.0, 4_000, 7)
+        );
     }
 
     #[test]

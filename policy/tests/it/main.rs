@@ -3,6 +3,7 @@
 
 mod fixture;
 mod fleet;
+mod floor;
 mod guarantee;
 mod vectors;
 
