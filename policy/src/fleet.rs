@@ -27,6 +27,7 @@ use crate::catalogue::{
     POLICY_STATE, RESETS, RESPONSES, bucket_labels, guard_label,
 };
 use crate::guard::{Cell, Counters, Layout, Outcomes};
+use crate::json::{self, Json, Node};
 use crate::plan::Plan;
 use crate::rollout::GuardMetric;
 
@@ -256,19 +257,18 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The fleet's cumulative counts for one arm, as Prometheus summed them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArmTotals {
     /// Indexed by [`crate::guard::Class`].
     pub responses: [f64; 4],
     pub resets: f64,
     pub outcomes: Vec<OutcomeTotals>,
-    /// The distribution guards' buckets. (Absent from a book written before they were counted.)
-    #[serde(default)]
+    /// The distribution guards' buckets.
     pub buckets: Vec<BucketTotals>,
 }
 
 /// The fleet's observations in one bucket of one distribution guard.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BucketTotals {
     /// The guard as its `guard` label writes it ([`guard_label`]).
     pub guard: String,
@@ -278,7 +278,7 @@ pub struct BucketTotals {
 }
 
 /// The fleet's counts of one outcome in one value of the plan's first segment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutcomeTotals {
     pub outcome: String,
     pub segment_value: String,
@@ -337,7 +337,7 @@ impl ArmTotals {
 }
 
 /// What one answer says.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// By arm name.
     pub arms: BTreeMap<String, ArmTotals>,
@@ -372,63 +372,28 @@ impl std::fmt::Display for Refused {
     }
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    status: String,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    data: Option<Data>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Data {
-    result_type: String,
-    result: Vec<Sample>,
-}
-
-#[derive(Deserialize)]
-struct Sample {
-    metric: BTreeMap<String, String>,
-    /// `[unix seconds, "value"]`.
-    value: (f64, String),
-}
-
 /// Read an instant-query answer to [`query`]. Anything but a vector of finite, non-negative
 /// values, or a series about another digest, is refused whole: the proxy then keeps what it had.
 pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
     if body.len() > MAX_ANSWER_BYTES {
         return Err(Refused::TooLarge(body.len()));
     }
-    let answer: Answer =
-        serde_json::from_slice(body).map_err(|e| Refused::Malformed(e.to_string()))?;
-    if answer.status != "success" {
-        return Err(Refused::Error(answer.error.unwrap_or(answer.status)));
-    }
-    let data = answer
-        .data
-        .ok_or_else(|| Refused::Malformed("no data".into()))?;
-    if data.result_type != "vector" {
-        return Err(Refused::Malformed(format!("a {}", data.result_type)));
-    }
+    let json = Json::parse(body).map_err(|e| Refused::Malformed(e.to_string()))?;
     let ours = digest_label(digest);
     let mut snap = Snapshot::default();
-    for s in data.result {
-        let value: f64 = s
-            .value
-            .1
+    for (labels, value) in vector(json.root())? {
+        let value: f64 = value
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| Refused::Malformed(format!("value `{}`", s.value.1)))?;
-        if let Some(d) = s.metric.get(DIGEST_LABEL)
-            && *d != ours
+            .ok_or_else(|| Refused::Malformed(format!("value `{value}`")))?;
+        let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        if let Some(d) = get(DIGEST_LABEL)
+            && d != ours
         {
             return Err(Refused::Malformed(format!("a series of digest {d}")));
         }
-        let label = |k: &str| s.metric.get(k).cloned().unwrap_or_default();
-        match s.metric.get(COMPUTED).map(String::as_str) {
+        match get(COMPUTED) {
             Some(ROLLED_BACK) => {
                 snap.rolled_back = value >= 1.0;
                 continue;
@@ -439,9 +404,58 @@ pub fn parse(body: &[u8], digest: &str) -> Result<Snapshot, Refused> {
             }
             _ => {}
         }
+        let label = |k: &str| get(k).unwrap_or_default().to_owned();
         snap.add(&label("__name__"), label, value);
     }
     Ok(snap)
+}
+
+/// A series of an answer: its labels and its value as Prometheus writes it (a string).
+type Series = (Vec<(String, String)>, String);
+
+/// The series of an answer `{"status": "success", "data": {"resultType": "vector", "result":
+/// [{"metric": {labels}, "value": [unix seconds, "value"]}, ...]}}`, read by hand over [`Json`]
+/// (see [`crate::json`] for why). Other fields (`warnings`, ...) are ignored: Prometheus may add
+/// some.
+fn vector(root: Node<'_>) -> Result<Vec<Series>, Refused> {
+    let answer = root.object()?;
+    let status = answer.field("status", |n| n.str())?;
+    if status != "success" {
+        let error = answer.opt_field("error", |n| n.str())?;
+        return Err(Refused::Error(error.unwrap_or(status).to_owned()));
+    }
+    let Some(data) = answer.opt_field("data", Ok)? else {
+        return Err(Refused::Malformed("no data".into()));
+    };
+    let data = data.object()?;
+    let result_type = data.field("resultType", |n| n.str())?;
+    if result_type != "vector" {
+        return Err(Refused::Malformed(format!("a {result_type}")));
+    }
+    Ok(data.field("result", |result| result.array(series))?)
+}
+
+fn series(node: Node<'_>) -> json::Result<Series> {
+    let series = node.object()?;
+    let labels = series.field("metric", |metric| {
+        let metric = metric.object()?;
+        metric
+            .entries()
+            .map(|(name, value)| Ok((name.to_owned(), value.string()?)))
+            .collect()
+    })?;
+    let value = series.field("value", |pair| {
+        let [time, value] = pair.tuple()?;
+        time.f64()?;
+        value.string()
+    })?;
+    Ok((labels, value))
+}
+
+impl From<json::Error> for Refused {
+    fn from(e: json::Error) -> Refused {
+        Refused::Malformed(e.0)
+    }
 }
 
 impl Snapshot {

@@ -13,6 +13,7 @@ mod decide;
 mod engine;
 pub mod fleet;
 pub mod guard;
+mod json;
 mod lane;
 mod outcome;
 mod plan;

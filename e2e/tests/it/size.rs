@@ -2,7 +2,8 @@
 //! above it today, so CI enforces a ceiling (its size when the ceiling was last set plus 3%)
 //! that keeps it from growing unnoticed, and the target itself is an ignored test that states
 //! the gap (`cargo test -p serin-e2e --test it size -- --include-ignored`). BENCHMARKS.md has
-//! the current sizes (docs/benchmarks/request-path.md the table); docs/perf-log.md says where the bytes go.
+//! the current sizes (docs/benchmarks/request-path.md the table); docs/perf-log.md says where
+//! the bytes go.
 //!
 //! The two build routes of `cargo xtask wasm` give different sizes for the same code, so the
 //! ceiling depends on the route, which the module itself tells: the Debian route (CI's) builds
@@ -19,10 +20,10 @@ const TARGET_BYTES: u64 = 150_000;
 /// the module shrinks.
 const CEILING_BYTES: u64 = 345_700;
 /// rustup's prebuilt std for wasm32 (a laptop's route, and CI's when rustup has the target):
-/// 473,920 bytes (2026-12-07: on top of 390,354, the distribution guard and fleet mode's
-/// answer reader and shared book) + 3%. Issue 20 asks for 280 KB on every route; lower it as
-/// the module shrinks.
-const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 488_100;
+/// 463,306 bytes (2026-12-07: fleet mode's answer and book read without serde, then the
+/// recorded fleet query and the fleet's distribution buckets) + 3%. Issue 20 asks for 280 KB
+/// on every route; lower it as the module shrinks.
+const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 477_200;
 
 /// `SERIN_FILTER_WASM`, else target/filter.wasm.
 fn filter_path() -> PathBuf {

@@ -7,11 +7,11 @@
 //! - the **fleet state** (`serin/<digest>/fleet-state`): a [`RolloutState`] of the same guards
 //!   fed with the fleet's counts, whose phase is the proxy's ramp step.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::{Engine, SharedData};
-use crate::fleet::{self, Call, Fleet, Refused, Snapshot};
-use crate::guard::{Phase, Rollout, Transition};
+use crate::fleet::{self, ArmTotals, BucketTotals, Call, Fleet, OutcomeTotals, Refused, Snapshot};
+use crate::guard::{Phase, Reader, Rollout, Transition};
 
 /// The guard index a rollback learnt from the fleet reports: no guard of this proxy breached.
 pub const FLEET_GUARD: u16 = u16::MAX;
@@ -26,7 +26,7 @@ pub(super) struct FleetCx {
 }
 
 /// A proxy's fleet bookkeeping, shared by its workers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Book {
     pub asked_ms: u64,
     pub answered_ms: u64,
@@ -38,16 +38,159 @@ pub struct Book {
     pub refused: u64,
 }
 
+/// The book's encoding in shared data: these four bytes, [`BOOK_VERSION`], then the fields in
+/// order, little-endian (a bool a byte, an `Option` a byte 0 or 1 and then the value, a string
+/// or a list its `u32` length and then its bytes or items, an `f64` its bits). Only Serin writes
+/// and reads it, so it is a binary encoding like the window's and the state's rather than JSON
+/// through serde, whose derives cost filter.wasm about 10 KB (docs/perf-log.md).
+const BOOK_MAGIC: [u8; 4] = *b"SRNF";
+/// 1: the first binary book. (Before it the book was JSON; a JSON book reads as unreadable,
+/// which makes the proxy join again: its next answer is adopted, not measured.)
+const BOOK_VERSION: u16 = 1;
+
 impl Book {
     /// The book in shared data's bytes; a fresh one when absent or unreadable.
     fn decode(bytes: Option<&[u8]>) -> Book {
-        bytes
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default()
+        bytes.and_then(Book::from_bytes).unwrap_or_default()
     }
 
     fn read(shared: &mut impl SharedData, key: &str) -> Book {
         Book::decode(shared.read(key).as_deref())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64));
+        w.0.extend_from_slice(&BOOK_MAGIC);
+        w.u16(BOOK_VERSION);
+        w.u64(self.asked_ms);
+        w.u64(self.answered_ms);
+        w.bool(self.joined);
+        w.u64(self.refused);
+        w.bool(self.seen.is_some());
+        if let Some(snap) = &self.seen {
+            w.bool(snap.rolled_back);
+            w.bool(snap.weight.is_some());
+            if let Some(weight) = snap.weight {
+                w.u32(weight);
+            }
+            w.len(snap.arms.len());
+            for (name, arm) in &snap.arms {
+                w.str(name);
+                for x in arm.responses {
+                    w.f64(x);
+                }
+                w.f64(arm.resets);
+                w.len(arm.outcomes.len());
+                for o in &arm.outcomes {
+                    w.str(&o.outcome);
+                    w.str(&o.segment_value);
+                    w.f64(o.total);
+                    w.f64(o.positive);
+                }
+                w.len(arm.buckets.len());
+                for b in &arm.buckets {
+                    w.str(&b.guard);
+                    w.str(&b.bucket);
+                    w.f64(b.count);
+                }
+            }
+        }
+        w.0
+    }
+
+    /// Decode [`Book::to_bytes`]; `None` for anything else (another version, a JSON book of an
+    /// older release, truncated or trailing bytes), never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Book> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != BOOK_MAGIC || r.u16()? != BOOK_VERSION {
+            return None;
+        }
+        let mut book = Book {
+            asked_ms: r.u64()?,
+            answered_ms: r.u64()?,
+            joined: bool_of(&mut r)?,
+            refused: r.u64()?,
+            seen: None,
+        };
+        if bool_of(&mut r)? {
+            let mut snap = Snapshot {
+                rolled_back: bool_of(&mut r)?,
+                weight: None,
+                arms: BTreeMap::new(),
+            };
+            if bool_of(&mut r)? {
+                snap.weight = Some(r.u32()?);
+            }
+            // Counts are not trusted for allocation: each item reads at least a byte.
+            for _ in 0..r.u32()? {
+                let name = str_of(&mut r)?;
+                let mut arm = ArmTotals::default();
+                for x in &mut arm.responses {
+                    *x = r.f64()?;
+                }
+                arm.resets = r.f64()?;
+                for _ in 0..r.u32()? {
+                    arm.outcomes.push(OutcomeTotals {
+                        outcome: str_of(&mut r)?,
+                        segment_value: str_of(&mut r)?,
+                        total: r.f64()?,
+                        positive: r.f64()?,
+                    });
+                }
+                for _ in 0..r.u32()? {
+                    arm.buckets.push(BucketTotals {
+                        guard: str_of(&mut r)?,
+                        bucket: str_of(&mut r)?,
+                        count: r.f64()?,
+                    });
+                }
+                snap.arms.insert(name, arm);
+            }
+            book.seen = Some(snap);
+        }
+        r.0.is_empty().then_some(book)
+    }
+}
+
+fn bool_of(r: &mut Reader<'_>) -> Option<bool> {
+    match r.u8()? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+fn str_of(r: &mut Reader<'_>) -> Option<String> {
+    let len = usize::try_from(r.u32()?).ok()?;
+    String::from_utf8(r.take(len)?.to_vec()).ok()
+}
+
+/// The writing half of [`Reader`], for the book.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u16(&mut self, x: u16) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn u32(&mut self, x: u32) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn u64(&mut self, x: u64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn f64(&mut self, x: f64) {
+        self.u64(x.to_bits());
+    }
+    fn bool(&mut self, b: bool) {
+        self.0.push(u8::from(b));
+    }
+    /// A length, saturated at `u32::MAX` (a book never comes near).
+    fn len(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -73,7 +216,7 @@ impl Engine {
                 return None;
             }
             book.asked_ms = now_ms;
-            serde_json::to_vec(&book).ok()
+            Some(book.to_bytes())
         });
         (due && claimed).then(|| fleet::call(&self.plan, &cx.fleet))
     }
@@ -108,7 +251,7 @@ impl Engine {
                 shared.update(&cx.book_key, &mut |current| {
                     let mut book = Book::decode(current);
                     book.refused += 1;
-                    serde_json::to_vec(&book).ok()
+                    Some(book.to_bytes())
                 });
                 if let Some(series) = self.catalogue.fleet_refused() {
                     super::bump(&mut self.tallies, series);
@@ -192,7 +335,7 @@ impl Engine {
         }
         book.answered_ms = now_ms;
         book.seen = Some(snapshot);
-        let book_bytes = serde_json::to_vec(&book).unwrap_or_default();
+        let book_bytes = book.to_bytes();
         shared.update(&cx.book_key, &mut |_| Some(book_bytes.clone()));
         let state_bytes = state.to_bytes();
         shared.update(&cx.state_key, &mut |_| Some(state_bytes.clone()));

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Book;
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -41,9 +42,15 @@ fn a_prometheus_vector_becomes_the_fleet_totals() {
         ("flagged", "65+")
     );
     assert_eq!((flagged.total, flagged.positive), (0.0, 7.0));
-    // What a proxy keeps of an answer between two answers reads back as it was.
-    let kept: Snapshot = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
-    assert_eq!(kept, s);
+    // What a proxy keeps of an answer between two answers (in its book) reads back as it was.
+    let book = Book {
+        asked_ms: 5_000,
+        answered_ms: 5_020,
+        joined: true,
+        seen: Some(s.clone()),
+        refused: 3,
+    };
+    assert_eq!(Book::from_bytes(&book.to_bytes()), Some(book));
     assert!(s.rolled_back);
     assert_eq!(s.weight, Some(2500));
     // No live proxy and no rollback remembered: nothing for either.
@@ -216,4 +223,134 @@ fn counts_between_two_answers_and_a_restart_skips_one_interval() {
     let mut restarted = after.clone();
     restarted.responses[0] = 50.0;
     assert_eq!(between(&plan, &layout, &after, &restarted), None);
+}
+
+#[test]
+fn an_answer_of_the_wrong_shape_is_refused_and_one_with_more_fields_is_read() {
+    let refused = |body: &str| match parse(body.as_bytes(), DIGEST) {
+        Err(Refused::Malformed(e)) => e,
+        other => panic!("{body}: {other:?}"),
+    };
+    let series = |labels: &str, value: &str| {
+        answer(&format!(r#"{{"metric":{{{labels}}},"value":{value}}}"#))
+    };
+    let body = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    assert_eq!(
+        refused(&body(series(r#""arm":7"#, r#"[1, "2"]"#))),
+        "at `data.result[0].metric.arm`: invalid type: integer `7`, expected a string"
+    );
+    assert_eq!(
+        refused(&body(series(r#""arm":"a""#, r#"[1, "2", 3]"#))),
+        "at `data.result[0].value`: invalid length 3, expected an array of 2"
+    );
+    assert_eq!(
+        refused(&body(series(r#""arm":"a""#, r#"[1, 2]"#))),
+        "at `data.result[0].value[1]`: invalid type: integer `2`, expected a string"
+    );
+    assert_eq!(
+        refused(r#"{"status":"success","data":{"resultType":"vector"}}"#),
+        "at `data`: missing field `result`"
+    );
+    assert_eq!(refused(r#"{"status":"success","data":null}"#), "no data");
+    assert_eq!(refused(r#"{"status":"success"}"#), "no data");
+    assert_eq!(
+        refused(r#"["success"]"#),
+        "invalid type: an array, expected an object"
+    );
+    assert_eq!(
+        refused(r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#),
+        "a matrix"
+    );
+    // Prometheus may add fields (warnings, infos, stats); they are not ours to refuse.
+    let more = format!(
+        r#"{{"status":"success","warnings":["w"],"data":{{"resultType":"vector","stats":{{}},"result":[{}]}}}}"#,
+        r#"{"metric":{"__name__":"serin_resets_total","arm":"canary"},"value":[1.5,"4"],"extra":1}"#
+    );
+    let s = parse(more.as_bytes(), DIGEST).unwrap();
+    assert_eq!(s.arms["canary"].resets, 4.0);
+    // An error without its message names the status.
+    assert_eq!(
+        parse(br#"{"status":"error"}"#, DIGEST),
+        Err(Refused::Error("error".into()))
+    );
+}
+
+#[test]
+fn a_book_reads_back_and_anything_else_reads_as_none() {
+    let mut snap = Snapshot {
+        rolled_back: false,
+        weight: Some(2_500),
+        ..Snapshot::default()
+    };
+    snap.add("serin_resets_total", |_| "canary".into(), 2.0);
+    snap.add(
+        "serin_outcomes_total",
+        |k| {
+            if k == "arm" {
+                "stable".into()
+            } else {
+                "x".into()
+            }
+        },
+        0.5,
+    );
+    snap.add(
+        "serin_distribution_total",
+        |k| match k {
+            "arm" => "canary".into(),
+            "guard" => "score-drift".into(),
+            _ => "le_0.2".into(),
+        },
+        7.0,
+    );
+    assert_eq!(snap.arms["canary"].buckets.len(), 1);
+    let book = Book {
+        asked_ms: u64::MAX,
+        answered_ms: 1,
+        joined: true,
+        seen: Some(snap),
+        refused: 0,
+    };
+    let bytes = book.to_bytes();
+    assert_eq!(Book::from_bytes(&bytes), Some(book.clone()));
+    assert_eq!(
+        Book::from_bytes(&Book::default().to_bytes()),
+        Some(Book::default())
+    );
+    // Truncated anywhere, or with a byte more: refused.
+    for n in 0..bytes.len() {
+        assert_eq!(Book::from_bytes(&bytes[..n]), None, "{n} bytes");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(Book::from_bytes(&longer), None);
+    // Another version, a bool that is not 0 or 1, a count far past the end, a name that is not
+    // UTF-8, and the JSON book of the release before: refused.
+    let mut other = bytes.clone();
+    other[4] = 2;
+    assert_eq!(Book::from_bytes(&other), None);
+    let mut not_bool = bytes.clone();
+    not_bool[22] = 2; // `joined`, after the magic, the version and two u64
+    assert_eq!(Book::from_bytes(&not_bool), None);
+    let at_arms = 4 + 2 + 8 + 8 + 1 + 8 + 1 + 1 + 1 + 4;
+    let mut huge = bytes.clone();
+    huge[at_arms..at_arms + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(Book::from_bytes(&huge), None);
+    let mut not_utf8 = bytes.clone();
+    not_utf8[at_arms + 4 + 4] = 0xff; // the first arm name's first byte
+    assert_eq!(Book::from_bytes(&not_utf8), None);
+    let json = br#"{"asked_ms":5,"answered_ms":0,"joined":true,"seen":null,"refused":0}"#;
+    assert_eq!(Book::from_bytes(json), None);
+}
+
+proptest::proptest! {
+    /// Garbled shared data never panics the reader.
+    #[test]
+    fn any_bytes_read_as_a_book_or_none(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), keep in 0usize..200) {
+        let _ = Book::from_bytes(&bytes);
+        let mut good = Book { seen: Some(Snapshot::default()), ..Book::default() }.to_bytes();
+        good.extend_from_slice(&bytes);
+        good.truncate(keep.max(6));
+        let _ = Book::from_bytes(&good);
+    }
 }

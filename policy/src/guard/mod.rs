@@ -59,6 +59,7 @@ pub use params::Params;
 pub use report::{Evidence, Transition};
 pub use sprt::Verdict;
 pub use state::{CheckState, Phase, RolloutState};
+pub(crate) use window::Reader;
 pub use window::{
     CELLS, Class, Counters, Outcomes, ROLES, Role, SLOTS, Slot, WINDOW_BYTES, Window,
 };
