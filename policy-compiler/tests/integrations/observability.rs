@@ -106,6 +106,21 @@ fn promtool(test: &str) -> Option<std::ffi::OsString> {
     Some(promtool)
 }
 
+/// Run `promtool ARGS` in `dir`, and fail with its output and `what` unless it succeeds.
+fn run_promtool(promtool: &std::ffi::OsStr, dir: &std::path::Path, args: &[&str], what: &str) {
+    let out = Command::new(promtool)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn promtool_accepts_the_rules() {
     let Some(promtool) = promtool("promtool_accepts_the_rules") else {
@@ -113,19 +128,13 @@ fn promtool_accepts_the_rules() {
     };
     let dir = temp_dir("promtool");
     for ex in EXAMPLES {
-        let path = dir.join(ex.replace(".toml", ".rules.yaml"));
-        std::fs::write(&path, prometheus::file(&plan(ex), ex)).unwrap();
-        let out = Command::new(&promtool)
-            .arg("check")
-            .arg("rules")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{ex}: promtool refused the rules:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let file = ex.replace(".toml", ".rules.yaml");
+        std::fs::write(dir.join(&file), prometheus::file(&plan(ex), ex)).unwrap();
+        run_promtool(
+            &promtool,
+            &dir,
+            &["check", "rules", &file],
+            &format!("{ex}: promtool refused the rules"),
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -467,18 +476,12 @@ tests:
       value: 500
 "#
     );
-    let path = dir.join("fleet.test.yaml");
-    std::fs::write(&path, test).unwrap();
-    let out = Command::new(&promtool)
-        .current_dir(&dir)
-        .args(["test", "rules", "fleet.test.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "Prometheus answers the {form:?} fleet query otherwise:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    std::fs::write(dir.join("fleet.test.yaml"), test).unwrap();
+    run_promtool(
+        &promtool,
+        &dir,
+        &["test", "rules", "fleet.test.yaml"],
+        &format!("Prometheus answers the {form:?} fleet query otherwise"),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -565,16 +568,11 @@ tests:
     - { labels: 'serin:canary_weight_bp:max{digest="d1"}', value: 1000 }
 "#;
     std::fs::write(dir.join("test.yaml"), test).unwrap();
-    let out = Command::new(&promtool)
-        .current_dir(&dir)
-        .args(["test", "rules", "test.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_promtool(
+        &promtool,
+        &dir,
+        &["test", "rules", "test.yaml"],
+        "the fleet's recording rules compute otherwise",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
