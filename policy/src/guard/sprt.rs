@@ -46,7 +46,9 @@
 //!   keeps running and rolls it back later.
 //! - **The floor.** Each component's statistic never falls below `-2·ln(1/α)`: good evidence
 //!   is not banked without limit, so a regression that starts late is found after a bounded
-//!   climb (three times the evidence a fresh one needs, plus the prior's cost). Until a
+//!   climb: `3·ln(1/α)` plus the prior's cost, where a fresh one needs `ln(1/α)` plus that
+//!   cost (about 2.8× the requests at twice the limit; the detection bench's late-breach table,
+//!   and `policy/tests/it/floor.rs` bounds the mean at 3×). Until a
 //!   component first reaches its floor this is exactly the mixture test; after it, that
 //!   component restarts like Page's CUSUM (Page, 1954), and by Ville's inequality each climb
 //!   from the floor reaches a breach with probability at most `α³` times its weight's inverse.
