@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalogue::{
     CANARY_WEIGHT, CLASSES, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE, POLICY_STATE, RESETS,
@@ -31,8 +31,7 @@ use crate::json::{self, Json, Node};
 use crate::plan::Plan;
 
 /// The `[fleet]` section of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fleet {
     /// The proxy's cluster that reaches Prometheus's HTTP API.
     pub cluster: String,
@@ -276,16 +275,16 @@ type Series = (Vec<(String, String)>, String);
 /// some.
 fn vector(root: Node<'_>) -> Result<Vec<Series>, Refused> {
     let answer = root.object()?;
-    let status = answer.field("status", |n| n.str())?;
+    let status = answer.field("status", json::str)?;
     if status != "success" {
-        let error = answer.opt_field("error", |n| n.str())?;
+        let error = answer.opt_field("error", json::str)?;
         return Err(Refused::Error(error.unwrap_or(status).to_owned()));
     }
     let Some(data) = answer.opt_field("data", Ok)? else {
         return Err(Refused::Malformed("no data".into()));
     };
     let data = data.object()?;
-    let result_type = data.field("resultType", |n| n.str())?;
+    let result_type = data.field("resultType", json::str)?;
     if result_type != "vector" {
         return Err(Refused::Malformed(format!("a {result_type}")));
     }
@@ -298,13 +297,13 @@ fn series(node: Node<'_>) -> json::Result<Series> {
         let metric = metric.object()?;
         metric
             .entries()
-            .map(|(name, value)| Ok((name.to_owned(), value.string()?)))
+            .map(|(name, value)| Ok((name.to_owned(), json::string(value)?)))
             .collect()
     })?;
     let value = series.field("value", |pair| {
         let [time, value] = pair.tuple()?;
-        time.f64()?;
-        value.string()
+        json::f64(time)?;
+        json::string(value)
     })?;
     Ok((labels, value))
 }

@@ -4,6 +4,7 @@
 mod fixture;
 mod fleet;
 mod guarantee;
+mod plan_json;
 mod vectors;
 
 use serde_json::json;
