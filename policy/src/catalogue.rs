@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn every_index_names_the_series_it_counts() {
-        let plan: Plan = serde_json::from_value(serde_json::json!({
+        let plan = Plan::from_json(serde_json::json!({
             "format": crate::PLAN_FORMAT, "policy": "p", "digest": "", "routing_header": "x-arm",
             "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
             "stable": 0, "default": {"pin": {"arm": 0}},
@@ -469,7 +469,7 @@ mod tests {
                         "min_samples": 100, "on_breach": "rollback",
                         "metric": {"kind": "distribution", "over": {"from": "outcome",
                                    "outcome": 0, "upper_bounds_millionths": [250000, 500000]}}}],
-        }))
+        }).to_string().as_bytes())
         .unwrap();
         let c = Catalogue::of(&plan);
         let name = |i: usize| c.series[i].tagged_name();

@@ -1,10 +1,11 @@
-//! IPv4/IPv6 networks in `a.b.c.d/n` form, serialized as that string.
+//! IPv4/IPv6 networks in `a.b.c.d/n` form, serialized as that string (and read from it by
+//! `plan/read.rs`, through [`FromStr`]).
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -73,13 +74,6 @@ impl fmt::Display for Cidr {
 impl Serialize for Cidr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

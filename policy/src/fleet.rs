@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalogue::{
     CANARY_WEIGHT, CLASSES, DISTRIBUTION, OTHER_SEGMENT_VALUE, OUTCOMES, OUTCOMES_POSITIVE,
@@ -32,8 +32,7 @@ use crate::plan::Plan;
 use crate::rollout::GuardMetric;
 
 /// The `[fleet]` section of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fleet {
     /// The proxy's cluster that reaches Prometheus's HTTP API.
     pub cluster: String,
@@ -57,7 +56,7 @@ pub struct Fleet {
 /// nothing to set up), or the sums that the recording rules of [`recording_rules`] keep per
 /// policy version ([`Query::Recorded`]: a few series per query, for fleets of thousands of
 /// proxies, at the cost of one rule evaluation interval more before evidence arrives).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Query {
     #[default]
@@ -419,16 +418,16 @@ type Series = (Vec<(String, String)>, String);
 /// some.
 fn vector(root: Node<'_>) -> Result<Vec<Series>, Refused> {
     let answer = root.object()?;
-    let status = answer.field("status", |n| n.str())?;
+    let status = answer.field("status", json::str)?;
     if status != "success" {
-        let error = answer.opt_field("error", |n| n.str())?;
+        let error = answer.opt_field("error", json::str)?;
         return Err(Refused::Error(error.unwrap_or(status).to_owned()));
     }
     let Some(data) = answer.opt_field("data", Ok)? else {
         return Err(Refused::Malformed("no data".into()));
     };
     let data = data.object()?;
-    let result_type = data.field("resultType", |n| n.str())?;
+    let result_type = data.field("resultType", json::str)?;
     if result_type != "vector" {
         return Err(Refused::Malformed(format!("a {result_type}")));
     }
@@ -441,13 +440,13 @@ fn series(node: Node<'_>) -> json::Result<Series> {
         let metric = metric.object()?;
         metric
             .entries()
-            .map(|(name, value)| Ok((name.to_owned(), value.string()?)))
+            .map(|(name, value)| Ok((name.to_owned(), json::string(value)?)))
             .collect()
     })?;
     let value = series.field("value", |pair| {
         let [time, value] = pair.tuple()?;
-        time.f64()?;
-        value.string()
+        json::f64(time)?;
+        json::string(value)
     })?;
     Ok((labels, value))
 }

@@ -1,14 +1,19 @@
 //! JSON documents read by hand: a small tree ([`Json`]) and the helpers that read typed values
-//! out of it, naming the path of whatever they refuse (`data.result[0].value`).
+//! out of it, naming the path of whatever they refuse (`splits[0].lanes[1].end`).
 //!
 //! Why by hand: serde's `Deserialize` derives, monomorphised over `serde_json`'s deserializer,
-//! are the largest part of `filter.wasm` (docs/perf-log.md, "filter.wasm: reading JSON by
-//! hand"). One visitor that builds this tree, over the parser that the body outcome reader
-//! (`outcome::json_path`) links anyway, and plain functions over the tree cost a fraction of
-//! that. The fleet answer's reader is [`crate::fleet::parse`].
+//! were the largest part of `filter.wasm`: about 120 KB of the 474 KB module went to them, to
+//! serde_json's deserializer copied once per type they visit, and to serde's impls behind them
+//! (docs/perf-log.md, "filter.wasm: reading JSON by hand"). One visitor that builds this tree,
+//! over the parser that the body outcome reader (`outcome::json_path`) links anyway, and plain
+//! functions over the tree cost a fraction of that. The readers built on it: the plan's
+//! (`plan::read`, behind [`crate::Plan::from_json`]) and the fleet answer's
+//! ([`crate::fleet::parse`]).
 //!
-//! What the helpers refuse is said in serde's words (`invalid type: string "1", expected a
-//! string`, `missing field `result``), after the path when there is one.
+//! What the helpers refuse is said in serde's words, which the derives used before and which
+//! tests and operators know (`invalid type: string "1", expected u32`, `invalid value: integer
+//! `-5`, expected u32`, `missing field `format``, `unknown field `surprise`, expected one of
+//! ...`, `unknown variant`, `duplicate field`), after the path when there is one.
 
 use std::fmt::{self, Display, Write as _};
 
@@ -103,7 +108,7 @@ impl<'de> Visitor<'de> for TreeVisitor {
     }
 }
 
-/// Why a document was refused: the path of the offending value (empty at the root) and what is
+/// Why a document was refused: the path of the offending value (none at the root) and what is
 /// wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(pub String);
@@ -157,7 +162,7 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// An error about this value: `at `path`: what`, or `what` at the root.
+    /// An error about this value: ``at `path`: what``, or `what` at the root.
     pub fn error(&self, what: impl Display) -> Error {
         let path = self.path();
         Error(if path.is_empty() {
@@ -174,23 +179,12 @@ impl<'a> Node<'a> {
         ))
     }
 
-    pub fn str(&self) -> Result<&'a str> {
-        match self.json {
-            Json::String(s) => Ok(s),
-            _ => Err(self.invalid_type("a string")),
-        }
-    }
-
-    pub fn string(&self) -> Result<String> {
-        self.str().map(str::to_owned)
-    }
-
-    /// Any number, as serde reads an `f64`.
-    pub fn f64(&self) -> Result<f64> {
-        match self.json {
-            Json::Number(n) => n.as_f64().ok_or_else(|| self.invalid_type("f64")),
-            _ => Err(self.invalid_type("f64")),
-        }
+    /// The refusal of variant `name`, which is none of `known`.
+    pub fn unknown_variant(&self, name: &str, known: &[&str]) -> Error {
+        self.error(format_args!(
+            "unknown variant `{name}`, expected {}",
+            OneOf(known)
+        ))
     }
 
     /// An array, each item read by `item`.
@@ -225,13 +219,102 @@ impl<'a> Node<'a> {
         }))
     }
 
-    /// An object.
+    /// An object of any fields: a map, or a struct that [`Object::only`] checks.
     pub fn object(&self) -> Result<Object<'_>> {
         match self.json {
             Json::Object(fields) => Ok(Object { node: self, fields }),
             _ => Err(self.invalid_type("an object")),
         }
     }
+
+    /// An object of the fields `known` only, each at most once: a struct with
+    /// `deny_unknown_fields`.
+    pub fn record(&self, known: &[&str]) -> Result<Object<'_>> {
+        let object = self.object()?;
+        object.only(known)?;
+        Ok(object)
+    }
+
+    /// An enum as serde writes it by default: a unit variant as its name (`"present"`), any
+    /// other as an object of one field named after the variant (`{"exact": "x"}`).
+    pub fn variant(&self) -> Result<Variant<'_>> {
+        match self.json {
+            Json::String(name) => Ok(Variant {
+                node: self,
+                name,
+                value: None,
+            }),
+            Json::Object(fields) if fields.len() == 1 => Ok(Variant {
+                node: self,
+                name: &fields[0].0,
+                value: Some(&fields[0].1),
+            }),
+            _ => Err(self.invalid_type("a variant name or an object of one field")),
+        }
+    }
+}
+
+/// A string.
+pub fn str(node: Node<'_>) -> Result<&str> {
+    match node.json {
+        Json::String(s) => Ok(s),
+        _ => Err(node.invalid_type("a string")),
+    }
+}
+
+pub fn string(node: Node<'_>) -> Result<String> {
+    str(node).map(str::to_owned)
+}
+
+/// An array of strings.
+pub fn strings(node: Node<'_>) -> Result<Vec<String>> {
+    node.array(string)
+}
+
+/// Any number, as serde reads an `f64`.
+pub fn f64(node: Node<'_>) -> Result<f64> {
+    match node.json {
+        Json::Number(n) => n.as_f64().ok_or_else(|| node.invalid_type("f64")),
+        _ => Err(node.invalid_type("f64")),
+    }
+}
+
+/// An integer that fits `T` (`expected` names `T` in the refusal).
+fn integer<T: TryFrom<u64> + TryFrom<i64>>(node: Node<'_>, expected: &str) -> Result<T> {
+    let fits = match node.json {
+        Json::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => T::try_from(u).ok(),
+            (None, Some(i)) => T::try_from(i).ok(),
+            (None, None) => return Err(node.invalid_type(expected)),
+        },
+        _ => return Err(node.invalid_type(expected)),
+    };
+    fits.ok_or_else(|| {
+        node.error(format_args!(
+            "invalid value: {}, expected {expected}",
+            Unexpected(node.json)
+        ))
+    })
+}
+
+pub fn u8(node: Node<'_>) -> Result<u8> {
+    integer(node, "u8")
+}
+
+pub fn u16(node: Node<'_>) -> Result<u16> {
+    integer(node, "u16")
+}
+
+pub fn u32(node: Node<'_>) -> Result<u32> {
+    integer(node, "u32")
+}
+
+pub fn u64(node: Node<'_>) -> Result<u64> {
+    integer(node, "u64")
+}
+
+pub fn i64(node: Node<'_>) -> Result<i64> {
+    integer(node, "i64")
 }
 
 /// An object's fields, read by name.
@@ -242,6 +325,23 @@ pub struct Object<'a> {
 }
 
 impl<'a> Object<'a> {
+    /// Refuse a field not in `known`, and a field given twice.
+    pub fn only(&self, known: &[&str]) -> Result<()> {
+        for (i, (key, _)) in self.fields.iter().enumerate() {
+            if !known.contains(&key.as_str()) {
+                return Err(self.node.error(format_args!(
+                    "unknown field `{key}`, expected {}",
+                    OneOf(known)
+                )));
+            }
+            // Only known keys get here, so this looks at most `known.len()` fields back.
+            if self.fields[..i].iter().any(|(k, _)| k == key) {
+                return Err(self.node.error(format_args!("duplicate field `{key}`")));
+            }
+        }
+        Ok(())
+    }
+
     /// The field `key`, if present (null included).
     pub fn get(&self, key: &'a str) -> Option<Node<'a>> {
         let (_, json) = self.fields.iter().find(|(k, _)| k == key)?;
@@ -281,6 +381,62 @@ impl<'a> Object<'a> {
             _ => Ok(None),
         }
     }
+
+    /// A field with a default (`#[serde(default)]`): absent is `T::default()`; null is read,
+    /// and refused by any reader but an `Option`'s, as serde does.
+    pub fn field_or_default<T: Default>(
+        &self,
+        key: &'a str,
+        read: impl FnOnce(Node<'a>) -> Result<T>,
+    ) -> Result<T> {
+        match self.get(key) {
+            Some(node) => read(node),
+            None => Ok(T::default()),
+        }
+    }
+
+    /// The refusal of the variant named in field `tag` (an internally tagged enum's).
+    pub fn unknown_tag(&self, tag: &'a str, name: &str, known: &[&str]) -> Error {
+        let at = self.get(tag).unwrap_or(*self.node);
+        at.unknown_variant(name, known)
+    }
+}
+
+/// An enum's variant (see [`Node::variant`]).
+pub struct Variant<'a> {
+    node: &'a Node<'a>,
+    pub name: &'a str,
+    value: Option<&'a Json>,
+}
+
+impl<'a> Variant<'a> {
+    /// The variant's value (`"x"` of `{"exact": "x"}`); a bare name has none.
+    pub fn value(&self) -> Result<Node<'a>> {
+        match self.value {
+            Some(json) => Ok(Node {
+                json,
+                step: Step::Key(self.node, self.name),
+            }),
+            None => Err(self
+                .node
+                .error(format_args!("variant `{}` needs a value", self.name))),
+        }
+    }
+
+    /// Refuse a value: a unit variant is its bare name.
+    pub fn unit(&self) -> Result<()> {
+        match self.value {
+            None => Ok(()),
+            Some(_) => Err(self
+                .node
+                .error(format_args!("variant `{}` takes no value", self.name))),
+        }
+    }
+
+    /// The refusal of this variant, which is none of `known`.
+    pub fn unknown(&self, known: &[&str]) -> Error {
+        self.node.unknown_variant(self.name, known)
+    }
 }
 
 /// A value as serde's `Unexpected` shows it.
@@ -297,6 +453,22 @@ impl Display for Unexpected<'_> {
             Json::Array(_) => f.write_str("an array"),
             Json::Object(_) => f.write_str("an object"),
         }
+    }
+}
+
+/// ``one of `a`, `b` ``, as serde lists the fields or variants it expected.
+struct OneOf<'a>(&'a [&'a str]);
+
+impl Display for OneOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("one of ")?;
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{name}`")?;
+        }
+        Ok(())
     }
 }
 

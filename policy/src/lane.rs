@@ -2,14 +2,13 @@
 //! splits) and its rollout part (`rollout.rs`: guards watch arms, ramp steps carry lanes) are
 //! built from. Kept in a leaf so that `plan` depends on `rollout` and never the reverse.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Index of an arm in [`Plan::arms`](crate::Plan::arms).
 pub type ArmId = u8;
 
 /// The buckets `start..end` of a split that go to `arm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Lane {
     pub arm: ArmId,
     /// Inclusive.

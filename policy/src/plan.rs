@@ -1,11 +1,18 @@
-//! The compiled plan: the versioned serde contract between `serin compile` and the filter.
+//! The compiled plan: the versioned JSON contract between `serin compile` and the filter.
 //!
 //! Everything the request path needs is precomputed here: hash seeds, bucket lanes, sorted
 //! lists. The filter only hashes and compares. Arms and splits are referred to by index.
+//!
+//! The JSON is what serde's `Serialize` derives below write; [`Plan::from_json`] reads it by hand
+//! (`plan/read.rs`), not through `Deserialize` derives, which cost `filter.wasm` most of its size
+//! (see [`crate::json`]).
 
-use serde::{Deserialize, Serialize};
+mod read;
+
+use serde::Serialize;
 
 use crate::cidr::Cidr;
+use crate::json::{self, Json};
 use crate::rollout::{Distributed, GuardMetric};
 
 // Re-exported: they are part of the plan, and the crate root exports the plan's names.
@@ -28,8 +35,7 @@ pub const SERIN_SCALE: u32 = 10_000;
 /// it allocate without bound.
 pub const MAX_PLAN_BYTES: usize = 4 << 20;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     /// Always [`PLAN_FORMAT`] for plans this build wrote.
     pub format: u32,
@@ -43,54 +49,49 @@ pub struct Plan {
     /// The arm that takes every request nothing else claims, and all traffic after a rollback.
     pub stable: ArmId,
     /// Evaluated in order; the first rule whose matchers all hold decides.
-    #[serde(default)]
     pub rules: Vec<Rule>,
     /// What happens when no rule matches.
     pub default: Action,
-    #[serde(default)]
     pub splits: Vec<Split>,
-    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
     pub override_: Option<Override>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Shadow>,
     /// Request attributes that metrics and guards break down by.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<crate::rollout::Segment>,
     /// Model decisions read from responses.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<crate::rollout::Outcome>,
     /// Health conditions that roll back or hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<crate::rollout::Guard>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ramp: Option<crate::rollout::Ramp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<crate::rollout::Metrics>,
     /// Fleet mode: judge on every proxy's evidence through Prometheus ([`crate::fleet`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::Fleet>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Arm {
     pub name: String,
     /// The routing header's value for this arm; Envoy or Istio routes on it.
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {
     pub name: String,
     /// All must hold. An empty list matches every request.
-    #[serde(default)]
     pub all: Vec<Matcher>,
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Send to this arm.
     Pin { arm: ArmId },
@@ -98,8 +99,8 @@ pub enum Action {
     Split { split: u16 },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Matcher {
     Header {
         name: String,
@@ -127,8 +128,8 @@ pub enum Matcher {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Test {
     Present,
     Absent,
@@ -142,8 +143,7 @@ pub enum Test {
 }
 
 /// A weighted, sticky split of the requests that reach it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Split {
     /// Where the bucketing key comes from; the first source present and non-empty wins.
     pub key: Vec<KeySource>,
@@ -154,8 +154,8 @@ pub struct Split {
     pub fallback: Fallback,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KeySource {
     Header(String),
     Cookie(String),
@@ -164,17 +164,16 @@ pub enum KeySource {
 
 /// How a key becomes a bucket: `h = murmur3_x86_32(prefix ++ key, seed)`, then `reduce`.
 /// Serin's own bucketing and the compatibility modes all compile to this.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HashSpec {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     pub seed: u32,
     pub reduce: Reduce,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reduce {
     /// `bucket = (h * scale) >> 32`: Serin's default and flagd's `fractional`.
     MulShift { scale: u32 },
@@ -183,8 +182,8 @@ pub enum Reduce {
 }
 
 /// What a split does with a request that carries no key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Fallback {
     Arm {
         arm: ArmId,
@@ -198,29 +197,26 @@ pub enum Fallback {
 }
 
 /// Testers may force an arm, if they prove who they are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Override {
     /// The request header naming the arm to force (by arm name).
     pub header: String,
     /// The header carrying the token, and the token itself, compared in constant time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<OverrideToken>,
     /// Requests from these networks may override without a token.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_sources: Vec<Cidr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OverrideToken {
     pub header: String,
     pub value: String,
 }
 
 /// Mirror a share of the stable arm's traffic to the canary (the route config does the copying).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Shadow {
     /// The header the filter sets to `"1"` on requests to mirror.
     pub header: String,
@@ -256,23 +252,27 @@ impl Plan {
                 bytes.len()
             )));
         }
-        let plan: Plan = serde_json::from_slice(bytes).map_err(|e| {
-            // Say "wrong version" rather than a confusing field error when that is the cause.
-            #[derive(Deserialize)]
-            struct Peek {
-                format: Option<u64>,
-            }
-            match serde_json::from_slice::<Peek>(bytes) {
-                Ok(Peek { format: Some(f) }) if f != u64::from(PLAN_FORMAT) => unsupported(f),
-                _ if bytes.trim_ascii_start().first() != Some(&b'{') => PlanError(format!(
-                    "plugin configuration is not a JSON object (a Serin plan): {e}"
-                )),
-                _ => PlanError(format!("invalid plan: {e}")),
+        let not_an_object = |e: &dyn std::fmt::Display| {
+            PlanError(format!(
+                "plugin configuration is not a JSON object (a Serin plan): {e}"
+            ))
+        };
+        let json = Json::parse(bytes).map_err(|e| {
+            if bytes.trim_ascii_start().first() == Some(&b'{') {
+                PlanError(format!("invalid plan: {e}"))
+            } else {
+                not_an_object(&e)
             }
         })?;
-        if plan.format != PLAN_FORMAT {
-            return Err(unsupported(u64::from(plan.format)));
+        let root = json.root();
+        let object = root.object().map_err(|e| not_an_object(&e))?;
+        // Say "wrong version" rather than a confusing field error when that is the cause.
+        if let Some(found) = object.get("format").and_then(|f| json::u64(f).ok())
+            && found != u64::from(PLAN_FORMAT)
+        {
+            return Err(unsupported(found));
         }
+        let plan = read::plan(&object).map_err(|e| PlanError(format!("invalid plan: {e}")))?;
         plan.check()?;
         plan.check_rollout()?;
         Ok(plan)

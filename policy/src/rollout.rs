@@ -5,7 +5,7 @@
 //! Every rate, ratio and quantile is an integer in parts per million (`ppm`): 2% is `20_000`,
 //! a ratio of 1.2 is `1_200_000`, p99 is `990_000`. Weights are basis points, as in lanes.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::lane::{ArmId, Lane};
 
@@ -13,33 +13,31 @@ use crate::lane::{ArmId, Lane};
 pub const PPM: u32 = 1_000_000;
 
 /// A named request attribute, read from a request header, that metrics and guards break down by.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
     pub name: String,
     /// The request header carrying the attribute (lower case).
     pub header: String,
     /// Known values. Any other value (or none) counts as `other`. Empty: the value as sent
     /// (the engine should bound how many distinct values it keeps).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
 }
 
 /// The model's decision on one response: reduced to positive or not when `positive` is set
 /// (what `outcome_rate` guards count), and read as a number (what `distribution` guards
 /// bucket) whenever the value is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     pub name: String,
     pub source: OutcomeSource,
     /// `None`: a numeric outcome that only distribution guards read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub positive: Option<Positive>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
 pub enum OutcomeSource {
     /// A response header (lower case).
     Header { name: String },
@@ -48,15 +46,15 @@ pub enum OutcomeSource {
     Json { path: Vec<PathStep> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PathStep {
     Key(String),
     Index(u32),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Positive {
     /// The value (a string, or a number or boolean as JSON writes it) is one of these; sorted.
     Equals { any_of: Vec<String> },
@@ -65,8 +63,7 @@ pub enum Positive {
 }
 
 /// A health condition over a window. A breach rolls back or holds the ramp.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Guard {
     pub name: String,
     /// The arms watched (never the stable arm, which is the baseline).
@@ -80,22 +77,22 @@ pub struct Guard {
 
 /// The bounds are all optional; a guard breaches when any bound it sets is crossed.
 /// `*_ratio_ppm` compare the arm with the stable arm over the same window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GuardMetric {
     /// Share of responses that are 5xx, local replies or resets.
     ErrorRate {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ppm: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ratio_ppm: Option<u32>,
     },
     /// A latency quantile (request headers to response headers).
     Latency {
         quantile_ppm: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ms: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ratio_ppm: Option<u32>,
     },
     /// Share of responses whose outcome is positive, overall or per segment value.
@@ -103,18 +100,18 @@ pub enum GuardMetric {
         /// Index into [`Plan::outcomes`](crate::Plan::outcomes).
         outcome: u8,
         /// Index into [`Plan::segments`](crate::Plan::segments): evaluate the guard for each segment value separately.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         segment: Option<u8>,
         /// Only these segment values (sorted); empty: every value of the segment.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         segment_values: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ppm: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         min_ppm: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         max_ratio_ppm: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         min_ratio_ppm: Option<u32>,
     },
     /// The canary's histogram of a numeric outcome or of a segment attribute against
@@ -123,8 +120,8 @@ pub enum GuardMetric {
 }
 
 /// What a distribution guard buckets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
 pub enum Distributed {
     /// A numeric outcome's value. Bucket `j` holds values at most `upper_bounds_millionths[j]`
     /// (and above the previous bound); the last bucket, past every bound, is open. Millionths
@@ -145,7 +142,7 @@ pub enum Distributed {
 /// Millionths: the unit of a distribution's bucket bounds.
 pub const MILLIONTHS: f64 = 1e6;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Breach {
     /// Send every new request to the stable arm.
@@ -156,8 +153,7 @@ pub enum Breach {
 
 /// Raise one arm's weight in steps. Step 0 is where a fresh policy starts; the split's own lanes
 /// are step 0's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ramp {
     /// Index into [`Plan::splits`](crate::Plan::splits).
     pub split: u16,
@@ -165,14 +161,13 @@ pub struct Ramp {
     pub steps: Vec<RampStep>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RampStep {
     /// The arm's weight in basis points.
     pub weight: u32,
     pub min_duration_seconds: u32,
     /// Samples the ramped arm needs at this step before it may advance (0: the guards' own).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub min_samples: u32,
     /// All must pass before the next step.
     pub gates: Vec<Gate>,
@@ -184,7 +179,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
     /// Every guard has its minimum samples and none breaches.
@@ -194,8 +189,7 @@ pub enum Gate {
 }
 
 /// What the filter exports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Metrics {
     /// Label names, from `arm`, `rule`, `segment`, `class`, `outcome`.
     pub labels: Vec<String>,

@@ -191,6 +191,41 @@ fn formatting_never_changes_the_plan() {
     }
 }
 
+/// Every plan the compiler writes for the examples (and for the corpus cases that compile, with
+/// their warnings) reads back through `Plan::from_json`, the filter's hand-written reader, as the
+/// plan it was, and writes the same JSON again.
+#[test]
+fn every_example_plan_reads_back_through_the_filter_s_reader() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut read = [0, 0];
+    for (dir, count) in ["examples", "policy-compiler/tests/corpus"]
+        .into_iter()
+        .zip(&mut read)
+    {
+        let mut paths: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let source = std::fs::read_to_string(&path).unwrap();
+            let Ok(compiled) = compile_str(&source, &name) else {
+                assert_ne!(dir, "examples", "{name} does not compile");
+                continue;
+            };
+            let json = compiled.plan.to_json();
+            let back = Plan::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(back, compiled.plan, "{name}");
+            assert_eq!(back.to_json(), json, "{name}");
+            *count += 1;
+        }
+    }
+    // Every example, and the corpus's warnings.
+    assert!(read[0] >= 8 && read[1] >= 10, "{read:?}");
+}
+
 #[test]
 fn the_fraud_example_guards_the_elderly_segment() {
     use serin_policy::{GuardMetric, OutcomeSource, PathStep};

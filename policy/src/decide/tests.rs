@@ -54,7 +54,7 @@ fn canary_plan(bp: u32) -> Plan {
         splits: vec![split],
         override_: None,
         shadow: None,
-        ..serde_json::from_str(&minimal_json()).unwrap()
+        ..Plan::from_json(minimal_json().as_bytes()).unwrap()
     }
 }
 

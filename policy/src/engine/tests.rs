@@ -36,10 +36,7 @@ fn plan(shadow: u32) -> Plan {
                      "window_seconds": 60, "min_samples": 100, "on_breach": "rollback" }],
         "ramp": { "split": 0, "arm": 1, "steps": [step(500), step(5000)] }
     });
-    let plan: Plan = serde_json::from_value(plan).unwrap();
-    plan.check().unwrap();
-    plan.check_rollout().unwrap();
-    plan
+    Plan::from_json(plan.to_string().as_bytes()).unwrap()
 }
 
 fn engine(shadow: u32) -> Engine {

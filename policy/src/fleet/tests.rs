@@ -14,11 +14,11 @@ fn sample(labels: &str, value: &str) -> String {
 
 /// Two arms, no rules, this file's digest.
 fn bare_plan() -> Plan {
-    serde_json::from_value(serde_json::json!({
+    Plan::from_json(serde_json::json!({
         "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
         "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
         "stable": 0, "default": {"pin": {"arm": 0}},
-    }))
+    }).to_string().as_bytes())
     .unwrap()
 }
 
@@ -169,14 +169,14 @@ fn set(t: &mut ArmTotals, value: &str, total: f64, positive: f64) {
 
 #[test]
 fn counts_between_two_answers_and_a_restart_skips_one_interval() {
-    let plan: Plan = serde_json::from_value(serde_json::json!({
+    let plan = Plan::from_json(serde_json::json!({
         "format": crate::PLAN_FORMAT, "policy": "p", "digest": DIGEST, "routing_header": "x-arm",
         "arms": [{"name": "stable", "value": "s"}, {"name": "canary", "value": "c"}],
         "stable": 0, "default": {"pin": {"arm": 0}},
         "segments": [{"name": "age_band", "header": "x-age", "values": ["18-64", "65+"]}],
         "outcomes": [{"name": "flagged", "source": {"from": "header", "name": "x-flag"},
                       "positive": {"op": "equals", "any_of": ["1"]}}],
-    }))
+    }).to_string().as_bytes())
     .unwrap();
     let layout = Layout {
         cells: vec![

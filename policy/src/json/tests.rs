@@ -41,15 +41,11 @@ fn refusals_name_the_path_and_what_was_found() {
     };
     let err = |r: Result<()>| r.unwrap_err().0;
     assert_eq!(
-        err(b(&|item| item
-            .object()?
-            .field("c", |c| c.str().map(|_| ())))),
+        err(b(&|item| item.object()?.field("c", |c| str(c).map(|_| ())))),
         "at `a.b[0].c`: invalid type: floating point `1.5`, expected a string"
     );
     assert_eq!(
-        err(b(&|item| item
-            .object()?
-            .field("d", |d| d.str().map(|_| ())))),
+        err(b(&|item| item.object()?.field("d", |d| str(d).map(|_| ())))),
         "at `a.b[0]`: missing field `d`"
     );
     assert_eq!(
@@ -61,13 +57,11 @@ fn refusals_name_the_path_and_what_was_found() {
         "at `a.b[1].d`: invalid length 3, expected an array of 2"
     );
     assert_eq!(
-        err(b(&|item| item
-            .object()?
-            .field("c", |c| c.f64().map(|_| ())))),
+        err(b(&|item| item.object()?.field("c", |c| f64(c).map(|_| ())))),
         "at `a.b[1].c`: invalid type: string \"x\", expected f64"
     );
     assert_eq!(
-        err(root.str().map(|_| ())),
+        err(str(root).map(|_| ())),
         "invalid type: an object, expected a string"
     );
     for (text, found) in [
@@ -89,12 +83,9 @@ fn optional_fields_may_be_absent_or_null() {
     let json = parse(r#"{"a": null, "b": "x"}"#);
     let root = json.root();
     let o = root.object().unwrap();
-    assert_eq!(o.opt_field("a", |n| n.string()).unwrap(), None);
-    assert_eq!(o.opt_field("z", |n| n.string()).unwrap(), None);
-    assert_eq!(
-        o.opt_field("b", |n| n.string()).unwrap().as_deref(),
-        Some("x")
-    );
+    assert_eq!(o.opt_field("a", string).unwrap(), None);
+    assert_eq!(o.opt_field("z", string).unwrap(), None);
+    assert_eq!(o.opt_field("b", string).unwrap().as_deref(), Some("x"));
     let entries: Vec<&str> = o.entries().map(|(k, _)| k).collect();
     assert_eq!(entries, ["a", "b"]);
 }

@@ -5,6 +5,7 @@ mod fixture;
 mod fleet;
 mod floor;
 mod guarantee;
+mod plan_json;
 mod vectors;
 
 use serde_json::json;
