@@ -38,11 +38,13 @@ pub struct Book {
     pub refused: u64,
 }
 
-/// The book's encoding in shared data: these four bytes, [`BOOK_VERSION`], then the fields in
-/// order, little-endian (a bool a byte, an `Option` a byte 0 or 1 and then the value, a string
+/// The book's encoding in shared data: these four bytes, [`BOOK_VERSION`], then `asked_ms`,
+/// `answered_ms`, `joined`, `refused` and `seen` (its `rolled_back`, `weight`, then each arm's
+/// name and totals), little-endian (a bool a byte, an `Option` a byte 0 or 1 and then the value, a string
 /// or a list its `u32` length and then its bytes or items, an `f64` its bits). Only Serin writes
 /// and reads it, so it is a binary encoding like the window's and the state's rather than JSON
-/// through serde, whose derives cost filter.wasm about 10 KB (docs/perf-log.md).
+/// through serde's derives (which, with the answer's, cost filter.wasm 23 KB: docs/perf-log.md,
+/// "filter.wasm: reading JSON by hand").
 const BOOK_MAGIC: [u8; 4] = *b"SRNF";
 /// 1: the first binary book. (Before it the book was JSON; a JSON book reads as unreadable,
 /// which makes the proxy join again: its next answer is adopted, not measured.)
