@@ -292,15 +292,12 @@ impl ArmTotals {
             .outcomes
             .iter()
             .position(|o| o.outcome == outcome && o.segment_value == segment_value);
-        let at = at.unwrap_or_else(|| {
-            self.outcomes.push(OutcomeTotals {
-                outcome,
-                segment_value,
-                ..OutcomeTotals::default()
-            });
-            self.outcomes.len() - 1
-        });
-        &mut self.outcomes[at]
+        let new = || OutcomeTotals {
+            outcome,
+            segment_value,
+            ..OutcomeTotals::default()
+        };
+        found_or_pushed(&mut self.outcomes, at, new)
     }
 
     /// The count of `guard`'s bucket `bucket`, added if new.
@@ -309,15 +306,12 @@ impl ArmTotals {
             .buckets
             .iter()
             .position(|b| b.guard == guard && b.bucket == bucket);
-        let at = at.unwrap_or_else(|| {
-            self.buckets.push(BucketTotals {
-                guard,
-                bucket,
-                count: 0.0,
-            });
-            self.buckets.len() - 1
-        });
-        &mut self.buckets[at].count
+        let new = || BucketTotals {
+            guard,
+            bucket,
+            count: 0.0,
+        };
+        &mut found_or_pushed(&mut self.buckets, at, new).count
     }
 
     /// Every bucket of `guard`, in `labels`' order (0 for a bucket no proxy reported).
@@ -333,6 +327,15 @@ impl ArmTotals {
             })
             .collect()
     }
+}
+
+/// `items[at]`, or a new item pushed when `at` is `None`.
+fn found_or_pushed<T>(items: &mut Vec<T>, at: Option<usize>, new: impl FnOnce() -> T) -> &mut T {
+    let at = at.unwrap_or_else(|| {
+        items.push(new());
+        items.len() - 1
+    });
+    &mut items[at]
 }
 
 /// What one answer says.
