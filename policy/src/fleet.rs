@@ -511,20 +511,29 @@ pub fn between(
     }
     c.resets = diff(before.resets, after.resets)?;
     c.requests = c.responses.iter().sum::<u32>().saturating_add(c.resets);
+    // The distribution guard whose buckets were last counted: (guard, before, after).
+    let mut counted: Option<(u16, Vec<f64>, Vec<f64>)> = None;
     for (cell, kind) in c.outcomes.iter_mut().zip(&layout.cells) {
         if let Cell::Bucket { guard, bucket } = *kind {
-            // A bucket's cell: its observations, out of all of its guard's.
-            let Some(g) = plan.guards.get(usize::from(guard)) else {
+            // A bucket's cell: its observations, out of all of its guard's. A guard's cells
+            // are consecutive, so its buckets are counted once, at its first cell.
+            if counted.as_ref().is_none_or(|(g, ..)| *g != guard) {
+                let Some(g) = plan.guards.get(usize::from(guard)) else {
+                    continue;
+                };
+                let GuardMetric::Distribution { over } = &g.metric else {
+                    continue;
+                };
+                let (name, labels) = (guard_label(&g.name), bucket_labels(plan, over));
+                counted = Some((
+                    guard,
+                    before.buckets_of(&name, &labels),
+                    after.buckets_of(&name, &labels),
+                ));
+            }
+            let Some((_, b, a)) = &counted else {
                 continue;
             };
-            let GuardMetric::Distribution { over } = &g.metric else {
-                continue;
-            };
-            let (name, labels) = (guard_label(&g.name), bucket_labels(plan, over));
-            let (b, a) = (
-                before.buckets_of(&name, &labels),
-                after.buckets_of(&name, &labels),
-            );
             let i = usize::from(bucket);
             *cell = Outcomes {
                 total: diff(b.iter().sum(), a.iter().sum())?,
