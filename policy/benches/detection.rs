@@ -23,7 +23,11 @@
 //! for the mixture and the fixed SPRT, the share rolled back in the healthy hour (false), the
 //! share rolled back within five times the oracle's fresh mean after the breach's start and the
 //! median (95th percentile) canary requests from that start, beside the fresh medians. Each
-//! component's floor bounds the climb (`policy/src/guard/sprt.rs`, "the floor").
+//! component's floor bounds the climb (`policy/src/guard/sprt.rs`, "the floor"). Beside them,
+//! the late breach's information limit: Page's CUSUM told the true value, its threshold
+//! calibrated to α at the limit over the late run's length on 10,000 seeds of the same traffic.
+//! Per guard, the false rollbacks at the limit over an hour (10,000 seeds) and over the floor's
+//! horizon, `1/α²` sub-windows (31 hours), where the mixture is promised at most 2α.
 //!
 //! Then the same guards, with the fraud model example's others, through the whole engine
 //! (`serin_policy::sim`: routing, windows, workers' merge, the state machine) at 100 requests/s
@@ -220,7 +224,7 @@ fn main() {
         fresh.sort_by_key(|f| LATE.iter().position(|(l, _)| *l == f.0));
         late.push((g, fresh));
     }
-    late_breach(runs, &late);
+    late_breach(runs, params.alpha, &late);
     let g = &guards(&params)[0];
     let within = 20_000 / 5;
     let example = Power::measure(&g.trial, g.traffic, 2.0 / 1.5, within, runs, SEED);
@@ -245,7 +249,7 @@ type Fresh = (&'static str, f64, u64, Power, Power, Power);
 /// seed, as the "= stable" cell), then at the multiple, each seed played up to the hour plus
 /// the fresh cell's horizon (five times the oracle's mean). A rollback within the hour is a
 /// false one; after it, the canary requests counted are those from the breach's start.
-fn late_breach(runs: u32, guards: &[(Guard, Vec<Fresh>)]) {
+fn late_breach(runs: u32, alpha: f64, guards: &[(Guard, Vec<Fresh>)]) {
     println!(
         "== late breach: equal to stable for an hour ({} canary requests at 5 per second), then the breach; canary requests from the breach's start to rollback",
         HOUR * 5
@@ -270,14 +274,24 @@ fn late_breach(runs: u32, guards: &[(Guard, Vec<Fresh>)]) {
             let false_rate = |v: &[Option<u64>]| {
                 v.iter().filter(|s| s.is_some_and(|s| s <= HOUR)).count() as f64 / v.len() as f64
             };
-            let after = |v: &[Option<u64>]| {
-                let v: Vec<_> = v
-                    .iter()
+            // Sub-windows from the breach's start; a rollback in the healthy hour is a miss.
+            let shifted = |v: &[Option<u64>]| -> Vec<Option<u64>> {
+                v.iter()
                     .map(|s| s.and_then(|s| s.checked_sub(HOUR).filter(|s| *s > 0)))
-                    .collect();
-                power(&v)
+                    .collect()
             };
+            let after = |v: &[Option<u64>]| power(&shifted(v));
             let (m, t) = (after(&mixture_late), after(&today_late));
+            let length = HOUR + horizon;
+            let h = cusum_threshold(g, *multiple, length, alpha);
+            let cusum_late = per_seed(runs, |seed| {
+                fixed_sprt(g, *multiple, h, Some(0.0), late(seed))
+            });
+            let c = after(&cusum_late);
+            let over_cusum = |late: &Power| match (late.quantile(0.5), c.quantile(0.5)) {
+                (Some(l), Some(o)) => format!("{:.2}", l as f64 / o as f64),
+                _ => "-".into(),
+            };
             let ratio =
                 |late: &Power, fresh: &Power| match (late.quantile(0.5), fresh.quantile(0.5)) {
                     (Some(l), Some(f)) => format!("{:.2}", l as f64 / f as f64),
@@ -300,11 +314,91 @@ fn late_breach(runs: u32, guards: &[(Guard, Vec<Fresh>)]) {
                 requests(oracle.quantile(0.5)),
                 format!("{}, {}", ratio(&m, mixture), ratio(&t, today)),
             );
+            println!(
+                "{:>9}   oracle CUSUM (h = {h:.2}): {}; mixture / CUSUM {} (95% paired bootstrap {}), fixed SPRT / CUSUM {}",
+                "",
+                cell(g, &c),
+                over_cusum(&m),
+                median_ratio_interval(&shifted(&mixture_late), &shifted(&cusum_late))
+                    .map_or("-".into(), |(lo, hi)| format!("{lo:.3} to {hi:.3}")),
+                over_cusum(&t),
+            );
         }
+        println!(
+            "{:>9}   false at the limit over an hour: mixture {:.2}%, fixed SPRT {:.2}% ({CALIBRATION_RUNS} seeds)",
+            "",
+            100.0 * at_limit_false_rate(g, HOUR, CALIBRATION_RUNS, |s| first_breach(&g.trial, s)),
+            100.0 * at_limit_false_rate(g, HOUR, CALIBRATION_RUNS, |s| today(g, s)),
+        );
+        // The floor's horizon (`sprt.rs`, "the floor"): over 1/α² sub-windows the mixture is
+        // promised at most 2α at the limit, whatever the traffic.
+        let horizon = (1.0 / (alpha * alpha)).ceil() as u64;
+        println!(
+            "{:>9}   false at the limit over 1/α² sub-windows ({:.1} h): mixture {:.2}% (bound {:.2}%; {runs} seeds)",
+            "",
+            horizon as f64 / HOUR as f64,
+            100.0 * at_limit_false_rate(g, horizon, runs, |s| first_breach(&g.trial, s)),
+            100.0 * 2.0 * alpha,
+        );
     }
     println!(
         "(late/fr: the late median over the same test's fresh median, mixture then fixed SPRT; caught: within 5x the oracle's fresh mean after the breach's start)\n"
     );
+}
+
+/// Seeds of the at-limit runs that calibrate the late oracle and measure false rollbacks at the
+/// limit: more than the table's, as α = 0.3% needs, and disjoint from them.
+const CALIBRATION_RUNS: u32 = 10_000;
+const CALIBRATION_SEED: u64 = 1 << 32;
+
+/// The late breach's information limit: Page's CUSUM of the limit against the true value (an
+/// SPRT floored at zero), with the smallest threshold that keeps a canary exactly at its limit
+/// under α false rollbacks over `length` sub-windows (calibrated on [`CALIBRATION_RUNS`]
+/// seeds). CUSUM detects a change between two known values fastest, in the worst case over
+/// when it starts, among all tests that false-alarm no more often (Moustakides, 1986); a test
+/// that must hold α at the limit over this exposure cannot catch a late breach faster on
+/// average without knowing its size. Lorden (1971) puts its delay near `ln(length/α)` over the
+/// information rate, against `ln(1/α)` for a fresh breach: the late price is the log of the
+/// exposure to be protected.
+fn cusum_threshold(g: &Guard, multiple: f64, length: u64, alpha: f64) -> f64 {
+    let model = g.trial.model;
+    let (null, alt) = (model.null(), model.alternative(multiple));
+    let mut maxima: Vec<f64> = (0..u64::from(CALIBRATION_RUNS))
+        .map(|i| {
+            let (mut llr, mut samples, mut max) = (0.0f64, 0u64, f64::NEG_INFINITY);
+            for (x_w, n_w, x_o, n_o) in slots(g, 1.0, CALIBRATION_SEED + i).take(length as usize) {
+                llr += match model {
+                    Model::Rate { .. } => bernoulli_llr(x_w, n_w, null, alt),
+                    Model::Ratio { .. } => split_llr(x_w, x_o, n_w, n_o, null, alt),
+                };
+                llr = llr.max(0.0);
+                samples += n_w;
+                if samples >= g.trial.min_samples {
+                    max = max.max(llr);
+                }
+            }
+            max
+        })
+        .collect();
+    maxima.sort_by(f64::total_cmp);
+    // At most ⌊α·runs⌋ runs reach the threshold: just above the next largest maximum.
+    let allowed = (alpha * f64::from(CALIBRATION_RUNS)).floor() as usize;
+    let at = maxima[maxima.len() - 1 - allowed];
+    at + 1e-9 * at.abs().max(1.0)
+}
+
+/// The share of `runs` runs of `length` sub-windows, the canary exactly at its limit, that
+/// `test` rolls back (seeds from [`CALIBRATION_SEED`]).
+fn at_limit_false_rate(
+    g: &Guard,
+    length: u64,
+    runs: u32,
+    test: impl Fn(std::iter::Take<Slots>) -> Option<u64>,
+) -> f64 {
+    let rolled_back = (0..u64::from(runs))
+        .filter(|i| test(slots(g, 1.0, CALIBRATION_SEED + i).take(length as usize)).is_some())
+        .count();
+    rolled_back as f64 / f64::from(runs)
 }
 
 /// Canary requests in `slots` sub-windows.

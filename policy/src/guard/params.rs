@@ -8,8 +8,8 @@ use super::sprt::Bounds;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// Per test: the chance that a canary at its limit is ever called a breach, before the
-    /// floor's restarts (see [`super::sprt`]).
+    /// Per test: the chance that a canary at its limit is called a breach, at most
+    /// `α + N·α³` within `N` sub-windows (see [`super::sprt`], "the floor").
     pub alpha: f64,
     /// Per test: the chance of calling a canary that breaches by the design effect healthy.
     pub beta: f64,

@@ -44,18 +44,34 @@
 //!   verdict: its statistic at or below `ln(β/(1-α))`, i.e. the data reject a breach of the
 //!   design size at level `β`. A canary at 1.3× the limit may pass a gate; the breach test
 //!   keeps running and rolls it back later.
-//! - **The floor.** Each component's statistic never falls below `-2·ln(1/α)`: good evidence
-//!   is not banked without limit, so a regression that starts late is found after a bounded
-//!   climb: `3·ln(1/α)` plus the prior's cost, where a fresh one needs `ln(1/α)` plus that
-//!   cost (about 2.8× the requests at twice the limit; the detection bench's late-breach table,
-//!   and `policy/tests/it/floor.rs` bounds the mean at 3×). Until a
-//!   component first reaches its floor this is exactly the mixture test; after it, that
-//!   component restarts like Page's CUSUM (Page, 1954), and by Ville's inequality each climb
-//!   from the floor reaches a breach with probability at most `α³` times its weight's inverse.
-//!   A floor at `-ln(1/α)` (`α²` per climb) was measured to let a busy canary at its limit
-//!   climb often enough to exceed α within an hour (1.2% at 15 samples a second, where α is
-//!   0.3%); twice as deep, the rate is the floorless test's. The property test
-//!   (`policy/tests/it/guarantee.rs`) and the detection bench measure it.
+//! - **The floor.** Each component's statistic never falls below `-F`, `F = 2·ln(1/α)`: good
+//!   evidence is not banked without limit, so a regression that starts late is found after a
+//!   bounded climb. Until a component first reaches its floor this is exactly the mixture test.
+//!   - *What it costs the guarantee, exactly.* By Lindley's recursion a floored component is the
+//!     larger of its plain statistic and, for each earlier sub-window `j`, `-F` plus the
+//!     statistic restarted at `j` (Page's CUSUM, 1954). So the mixture is at most
+//!     `M_0 + e^{-F}·Σ_j M_j`, where `M_j` is the mixture restarted at `j`, a nonnegative
+//!     supermartingale at or under the limit. The bound grows by at most `e^{-F}` a sub-window in
+//!     expectation, and Ville's inequality gives: a canary at or under its limit is rolled back
+//!     within `N` sub-windows with probability at most `α·(1 + N·e^{-F}) = α + N·α³`, whatever
+//!     the traffic. That is at most 2α over `1/α²` sub-windows (31 hours of one-second
+//!     sub-windows at α = 0.003), then α³ more a sub-window (1% after three days).
+//!   - *What it costs a late breach.* From the floor a component climbs `F + ln(1/α) =
+//!     3·ln(1/α)` plus the prior's cost, against `ln(1/α)` plus that cost fresh: about 2.8× the
+//!     fresh median at twice the limit (the detection bench's late-breach table;
+//!     `policy/tests/it/floor.rs` bounds the mean at 3×). That is the least any test can pay
+//!     for the same promise: a test that false-alarms about once per `1/α³` sub-windows needs
+//!     about `ln(1/α³)` of evidence to catch a change that starts at an unknown time (Lorden,
+//!     1971, whose bound Page's CUSUM attains).
+//!   - *Why this depth.* The depth is the horizon of the promise. `F = ln(1/α)`, about the depth
+//!     of the fixed SPRT this test replaced, keeps 2α for only `1/α` sub-windows, five minutes:
+//!     with it, this mixture rolled back a busy canary at its limit in 1.2% of hour-long runs
+//!     (15 samples a second, α = 0.3%). A rollout's guards watch for hours, so the floor keeps
+//!     α's promise (within 2×) for a day and more, and pays the late climb that Lorden's bound
+//!     sets for that horizon. The
+//!     property test (`policy/tests/it/guarantee.rs`) and the detection bench measure it, the
+//!     bench against Page's CUSUM told the true breach size and calibrated on its own traffic
+//!     for one hour, a narrower promise than this one.
 //! - **One-sided, composite nulls.** Both models have monotone likelihood ratios, so each
 //!   component is a supermartingale for every value inside the null, not only at its
 //!   boundary: a canary that is *better* than the limit only drifts down.
