@@ -25,13 +25,14 @@
 //!
 //! Memory. Envoy's admin `/memory` counts only its own heap (tcmalloc), not V8's, and 1.40 has no
 //! per-VM memory stat, so the bench reads the process's resident memory (`VmRSS`) after 2 s of
-//! load, with one worker and with two: per additional worker = (RSS with 2 − RSS with 1) for the
-//! config − the same difference for (a). That is one more VM instance (its linear memory as far as
+//! load, with one worker and with nine: per additional worker = (RSS with 9 − RSS with 1) / 8 for
+//! the config − the same for (a). That is one more VM instance (its linear memory as far as
 //! touched, its contexts), with the module's compiled code shared. "With one worker" also counts
-//! the main thread's VM and V8 itself. Each figure is one reading, good to a few hundred KiB; a
-//! negative per-worker figure is reported as no reading. The native backend has no VM: its
-//! per-worker figure is one more engine (its filter config makes one per worker), the module's
-//! code being loaded once per process.
+//! the main thread's VM and V8 itself. A single RSS reading moves by a few hundred KiB between
+//! starts of the same config, so the eight extra workers divide that noise by eight, and each
+//! figure is the median of three readings; a negative per-worker figure is still reported as no
+//! reading. The native backend has no VM: its per-worker figure is one more engine (its filter
+//! config makes one per worker), the module's code being loaded once per process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -256,6 +257,10 @@ fn ms(us: f64) -> String {
     format!("{:.2} ms", us / 1000.0)
 }
 
+/// The worker counts whose resident memory is compared, and how many times each is read.
+const MEMORY_WORKERS: [u32; 2] = [1, 9];
+const MEMORY_READINGS: usize = 3;
+
 /// RSS of the front Envoy in KiB after a short load, for one config and worker count.
 fn rss_after_load(ctx: &Ctx, filter: Filter, workers: u32, ports: Ports) -> Result<u64, String> {
     let config = bench::config(&ctx.setup, filter, Mode::Direct, ports).expect("direct config");
@@ -269,34 +274,48 @@ fn rss_after_load(ctx: &Ctx, filter: Filter, workers: u32, ports: Ports) -> Resu
     )?;
     // Enough connections that every worker gets some (the kernel spreads them over the
     // workers' reuse_port sockets).
-    bench::wrk(&ctx.wrk, &ctx.script, ports.listener, 2, 16, OTHER_CORE)?;
+    let connections = (8 * workers).max(16);
+    bench::wrk(
+        &ctx.wrk,
+        &ctx.script,
+        ports.listener,
+        2,
+        connections,
+        OTHER_CORE,
+    )?;
     std::thread::sleep(std::time::Duration::from_millis(1500));
     Ok(front.rss_kib())
 }
 
 struct Memory {
-    /// Per config: RSS with one worker, RSS with two workers (KiB).
-    rss: Vec<(Filter, u64, u64)>,
+    /// Per config, per reading: RSS with each of [`MEMORY_WORKERS`] (KiB).
+    rss: Vec<(Filter, Vec<[u64; 2]>)>,
 }
 
 impl Memory {
-    fn get(&self, f: Filter) -> Option<(u64, u64)> {
-        self.rss
-            .iter()
-            .find(|r| r.0 == f)
-            .map(|&(_, one, two)| (one, two))
+    fn get(&self, f: Filter) -> Option<&[[u64; 2]]> {
+        self.rss.iter().find(|r| r.0 == f).map(|r| r.1.as_slice())
+    }
+
+    /// The median over readings of `figure(config's reading, (a)'s reading)`, in KiB.
+    fn median(&self, f: Filter, figure: impl Fn([u64; 2], [u64; 2]) -> i64) -> Option<i64> {
+        let (a, c) = (self.get(Filter::None)?, self.get(f)?);
+        let mut v: Vec<i64> = c.iter().zip(a).map(|(c, a)| figure(*c, *a)).collect();
+        v.sort_unstable();
+        v.get(v.len().checked_sub(1)? / 2).copied()
     }
 
     /// The cost of one more worker with filter `f`, beyond one more worker without a filter.
     fn per_worker_kib(&self, f: Filter) -> Option<i64> {
-        let (a1, a2) = self.get(Filter::None)?;
-        let (f1, f2) = self.get(f)?;
-        Some((f2 as i64 - f1 as i64) - (a2 as i64 - a1 as i64))
+        let extra = i64::from(MEMORY_WORKERS[1] - MEMORY_WORKERS[0]);
+        self.median(f, |c, a| {
+            ((c[1] as i64 - c[0] as i64) - (a[1] as i64 - a[0] as i64)) / extra
+        })
     }
 
     /// RSS with one worker, beyond the no-filter config's.
     fn total_kib(&self, f: Filter) -> Option<i64> {
-        Some(self.get(f)?.0 as i64 - self.get(Filter::None)?.0 as i64)
+        self.median(f, |c, a| c[0] as i64 - a[0] as i64)
     }
 }
 
@@ -442,19 +461,26 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
 
-    eprintln!("bench: memory (RSS after load, 1 and 2 workers)");
-    let mut memory = Memory { rss: Vec::new() };
-    for f in MEMORY_CONFIGS {
-        let mut two = [0u64; 2];
-        for (i, workers) in [1, 2].into_iter().enumerate() {
-            let ports = Ports {
-                listener: free_port(),
-                admin: free_port(),
-                ..upstream_ports
-            };
-            two[i] = rss_after_load(&ctx, f, workers, ports)?;
+    eprintln!(
+        "bench: memory (RSS after load, {MEMORY_WORKERS:?} workers, {MEMORY_READINGS} readings)"
+    );
+    let mut memory = Memory {
+        rss: MEMORY_CONFIGS.iter().map(|&f| (f, Vec::new())).collect(),
+    };
+    // Readings interleaved over the configs, so a drift in the machine touches them alike.
+    for _ in 0..MEMORY_READINGS {
+        for (f, readings) in &mut memory.rss {
+            let mut rss = [0u64; 2];
+            for (r, workers) in rss.iter_mut().zip(MEMORY_WORKERS) {
+                let ports = Ports {
+                    listener: free_port(),
+                    admin: free_port(),
+                    ..upstream_ports
+                };
+                *r = rss_after_load(&ctx, *f, workers, ports)?;
+            }
+            readings.push(rss);
         }
-        memory.rss.push((f, two[0], two[1]));
     }
 
     let report = report(&ctx, &args, &results, &memory);
@@ -627,10 +653,10 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
         ));
     }
     r.push_str(
-        "\nMemory is the process's `VmRSS` after 2 s of load with one worker and with two \
-         (Envoy's `/memory` does not count V8's heap): per additional worker = the config's \
-         difference − (a)'s, one more VM instance with the compiled code shared (for (f), one \
-         more engine, no VM). One reading each, good to a few hundred KiB.\n\n",
+        "\nMemory is the process's `VmRSS` after 2 s of load with one worker and with nine \
+         (Envoy's `/memory` does not count V8's heap): per additional worker = (the config's \
+         difference − (a)'s) / 8, one more VM instance with the compiled code shared (for (f), \
+         one more engine, no VM); the median of three readings.\n\n",
     );
 
     let find = |rows: &[Row], f: Filter| {
@@ -750,8 +776,8 @@ fn render(meta: &Meta, args: &Args, results: &Results, memory: &Memory) -> Strin
     r
 }
 
-/// A per-worker memory figure against its limit, in KiB. It is the difference of two RSS
-/// differences of one reading each: a negative result is noise, not a pass.
+/// A per-worker memory figure against its limit, in KiB. It is a difference of RSS
+/// differences: a negative result is noise, not a pass.
 fn memory_verdict(per_worker_kib: i64, limit_kib: i64) -> &'static str {
     if per_worker_kib < 0 {
         "**no reading** (negative: noise; rerun)"
@@ -893,10 +919,10 @@ mod tests {
         }
         let memory = Memory {
             rss: vec![
-                (Filter::None, 100_000, 110_000),
-                (Filter::Serin, 141_482, 153_694),
-                (Filter::EmptyWasm, 128_836, 139_645),
-                (Filter::NativeSerin, 101_200, 111_400),
+                (Filter::None, vec![[100_000, 180_000]]),
+                (Filter::Serin, vec![[141_482, 239_178]]),
+                (Filter::EmptyWasm, vec![[128_836, 215_308]]),
+                (Filter::NativeSerin, vec![[101_200, 182_800]]),
             ],
         };
         (args, results, memory)
@@ -971,13 +997,32 @@ mod tests {
     }
 
     /// A negative per-worker figure (two one-off RSS differences) is noise, not a pass.
+    /// Per additional worker: the eight extra workers' difference over (a)'s, divided by eight;
+    /// over readings, the median, so one disturbed start does not move it.
+    #[test]
+    fn the_memory_figure_is_the_median_of_its_readings_per_extra_worker() {
+        let (_, _, mut memory) = one_round();
+        memory.rss[0].1 = vec![[100_000, 180_000]; 3];
+        // 1 MiB, 0.5 MiB, then a disturbed reading of 6 MiB per extra worker.
+        memory.rss[3].1 = vec![
+            [101_000, 101_000 + 80_000 + 8 * 1024],
+            [101_000, 101_000 + 80_000 + 8 * 512],
+            [101_000, 101_000 + 80_000 + 8 * 6 * 1024],
+        ];
+        assert_eq!(
+            memory.per_worker_kib(super::Filter::NativeSerin),
+            Some(1024)
+        );
+        assert_eq!(memory.total_kib(super::Filter::NativeSerin), Some(1_000));
+    }
+
     #[test]
     fn a_negative_memory_reading_is_no_reading() {
         let (args, results, mut memory) = one_round();
-        memory.rss[1] = (super::Filter::Serin, 141_482, 150_000);
+        memory.rss[1] = (super::Filter::Serin, vec![[141_482, 209_626]]);
         let s = super::render(&meta(), &args, &results, &memory);
         assert!(s.contains("- VM memory ≤ 2 MB per worker: -1.45 MiB — **no reading**"));
-        memory.rss[3] = (super::Filter::NativeSerin, 101_200, 110_000);
+        memory.rss[3] = (super::Filter::NativeSerin, vec![[101_200, 171_600]]);
         let s = super::render(&meta(), &args, &results, &memory);
         assert!(s.contains("beyond (a): -1.17 MiB — **no reading**"));
     }
