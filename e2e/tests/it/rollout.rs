@@ -43,6 +43,8 @@ min_samples = 100
 name = "error rate"
 metric = "error_rate"
 max = 0.02
+[metrics]
+latency_buckets_ms = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000]
 "#;
 
 #[test]
@@ -362,6 +364,18 @@ fn metrics_reach_prometheus_with_labels() {
     assert!(
         text.contains(r#"serin_request_duration_milliseconds_bucket{arm="canary""#),
         "latency histogram missing"
+    );
+    // The histogram has the policy's `latency_buckets_ms` (2.5 ms where Envoy's own default has
+    // 0.5 ms), on either backend.
+    let bounds: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#"serin_request_duration_milliseconds_bucket{arm="canary""#))
+        .filter_map(|l| l.split(r#"le=""#).nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        bounds[..3],
+        ["1", "2.5", "5"],
+        "the latency histogram's buckets: {bounds:?}"
     );
 }
 

@@ -5,7 +5,7 @@
 //! to one cluster per arm; anything else, a skipped filter included, takes the default route to
 //! the stable arm. `stats_tags` turn the filter's tagged metric names into labels.
 
-use serin_policy::catalogue::NATIVE_NAMESPACE;
+use serin_policy::catalogue::{self, NATIVE_NAMESPACE};
 use serin_policy::{Plan, SERIN_SCALE};
 
 use super::metrics;
@@ -236,8 +236,14 @@ pub fn stats_config(plan: &Plan) -> Value {
         if !buckets.is_empty() {
             pairs.push((
                 "histogram_bucket_settings",
+                // The backends' stat names differ (`serin_request_duration_milliseconds_…`
+                // from proxy-wasm, `serin.request_duration_milliseconds_…` from the native
+                // module's namespace); both contain the native name.
                 list([map([
-                    ("match", map([("contains", s(metrics::DURATION))])),
+                    (
+                        "match",
+                        map([("contains", s(catalogue::DURATION.native_name()))]),
+                    ),
                     ("buckets", list(buckets)),
                 ])]),
             ));
