@@ -1,6 +1,11 @@
-//! The plan's metric catalogue as Envoy metrics with real labels: one metric per family, defined
-//! in `config_new` (Envoy freezes metric creation afterwards), and each catalogue series as that
-//! metric with its label values.
+//! The plan's metric catalogue as Envoy metrics, defined in `config_new` (Envoy freezes metric
+//! creation afterwards). Counters and gauges, added once a tick, are one metric per family with
+//! real labels, each catalogue series that metric with its label values. The latency histogram,
+//! recorded on every response, is one unlabelled histogram per series, its labels in the name
+//! (Istio's convention, as the proxy-wasm filter writes them) for the bootstrap's `stats_tags` to
+//! cut out: Envoy 1.40 builds a labelled metric's tag set on every call, which cost 3.2 k
+//! instructions a request for the split (`docs/perf-log.md`, 2026-12-08), and an unlabelled one
+//! is recorded by its id.
 
 use serin_policy::Update;
 use serin_policy::catalogue::{Catalogue, Family, Kind, PANICS};
@@ -8,8 +13,8 @@ use serin_policy::catalogue::{Catalogue, Family, Kind, PANICS};
 use crate::abi::{self, EnvoyPtr, METRICS_SUCCESS, ModuleBuffer, log};
 
 pub struct Metrics {
-    /// Per catalogue series: its family's metric id (`None` when Envoy refused to define it),
-    /// kind and label values.
+    /// Per catalogue series: its metric id (`None` when Envoy refused to define it), kind and
+    /// label values (none for a histogram, whose labels are in its name).
     series: Vec<(Option<usize>, Kind, Vec<String>)>,
     panics: Option<usize>,
 }
@@ -21,6 +26,13 @@ impl Metrics {
         let mut families: Vec<(Family, Option<usize>)> = Vec::new();
         let mut series = Vec::with_capacity(catalogue.series.len());
         for s in &catalogue.series {
+            if s.family.kind == Kind::Histogram {
+                // Recorded on every response: a histogram of its own per series, without labels.
+                let name = s.tagged_name();
+                let name = name.strip_prefix("serin_").unwrap_or(&name);
+                series.push((define_unlabelled(config, name), Kind::Histogram, Vec::new()));
+                continue;
+            }
             let id = match families.iter().find(|(f, _)| *f == s.family) {
                 Some((_, id)) => *id,
                 None => {
@@ -102,6 +114,29 @@ fn with_labels(values: &[String], f: impl FnOnce(*const ModuleBuffer, usize) -> 
         *b = ModuleBuffer::of(v.as_bytes());
     }
     f(buffers.as_ptr(), n);
+}
+
+/// A histogram without labels, `name` carrying its labels in Istio's convention.
+fn define_unlabelled(config: EnvoyPtr, name: &str) -> Option<usize> {
+    let mut id = 0usize;
+    // SAFETY: main thread in config_new; the name outlives the call.
+    let result = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
+            config,
+            ModuleBuffer::of(name.as_bytes()),
+            std::ptr::null(),
+            0,
+            &mut id,
+        )
+    };
+    if result != METRICS_SUCCESS {
+        log(
+            abi::LOG_WARN,
+            &format!("serin: cannot define metric `{name}`: {result}"),
+        );
+        return None;
+    }
+    Some(id)
 }
 
 fn define(config: EnvoyPtr, family: Family) -> Option<usize> {
