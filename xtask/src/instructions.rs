@@ -212,10 +212,18 @@ fn count(
     }
     let collected = collected(&front.log())
         .ok_or_else(|| format!("no callgrind total in the log:\n{}", front.log_tail(20)))?;
+    // `SERIN_KEEP_CALLGRIND=1` keeps the profile for `callgrind_annotate --inclusive=yes`:
+    // Envoy's binary is stripped, but the dynamic-module callbacks it exports and the module's
+    // own functions are named, which is enough to price each callback.
+    let keep = std::env::var_os("SERIN_KEEP_CALLGRIND").is_some();
     for entry in std::fs::read_dir(std::env::temp_dir()).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.to_string_lossy().starts_with(&*out.to_string_lossy()) {
-            let _ = std::fs::remove_file(path);
+            if keep {
+                eprintln!("callgrind profile of {}: {}", which.label(), path.display());
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
     Ok(collected as f64 / f64::from(requests))
