@@ -121,7 +121,7 @@ fn guards(compiled: &Compiled, flag: Option<f64>, format: Format) -> u8 {
                 100.0 * ASSUMED_ERROR_RATE,
                 100.0 * ASSUMED_POSITIVE_RATE
             );
-            print!("{}", power::render(&table));
+            print!("{}", power::render(&table, &Params::default()));
         }
         Format::Json => println!(
             "{}",

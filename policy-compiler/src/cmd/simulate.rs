@@ -91,7 +91,7 @@ pub fn run(args: Args) -> u8 {
             println!(
                 "\nWhat each guard catches at this traffic, with the canary at its first share (200 runs of its test each):"
             );
-            print!("{}", power::render(&report_.power));
+            print!("{}", power::render(&report_.power, &Params::default()));
         }
         Format::Json => {
             let mut summary = serde_json::to_value(&report_.runs).unwrap_or_default();

@@ -20,6 +20,7 @@ use super::check::Check;
 use super::drift;
 use super::layout::Cell;
 use super::machine::Rollout;
+use super::params::Params;
 use super::sprt::{Bounds, EFFECTS, Evidence, Model, Verdict};
 use super::state::CheckState;
 use crate::sim::SplitMix64;
@@ -363,8 +364,9 @@ impl Rollout {
 }
 
 /// A power table for people: one row per check, the median canary requests and time to
-/// catch each breach size, and the false-rollback rate at the limit.
-pub fn render(rows: &[CheckPower]) -> String {
+/// catch each breach size, and the false-rollback rate at the limit; under it, what the test
+/// promises at the limit under `params` (see [`super::sprt`], "the floor").
+pub fn render(rows: &[CheckPower], params: &Params) -> String {
     let mut out = String::new();
     let multiples: Vec<f64> = rows
         .first()
@@ -400,7 +402,24 @@ pub fn render(rows: &[CheckPower]) -> String {
             format!("{:.1}% false", 100.0 * r.false_rollback_at_limit)
         );
     }
+    let _ = writeln!(out, "{}", promise(params));
     out
+}
+
+/// What every check promises with the canary exactly at its limit, whatever the traffic: at
+/// most `α + N·α³` rolled back within `N` sub-windows, so α over an hour and 2α over `1/α²`
+/// sub-windows.
+pub fn promise(params: &Params) -> String {
+    let a = params.alpha;
+    let slot = f64::from(params.slot_ms.max(1)) / 1000.0;
+    let hour = 3600.0 / slot;
+    let horizon = 1.0 / (a * a) * slot;
+    format!(
+        "at the limit: the share of runs rolled back within an hour; each check promises at most {:.2}% in an hour and {:.2}% over {}, whatever the traffic",
+        100.0 * (a + hour * a * a * a),
+        200.0 * a,
+        duration(horizon)
+    )
 }
 
 /// A request count to two significant digits, as people read it.
@@ -539,6 +558,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_states_the_promise_at_the_limit_with_its_horizon() {
+        assert_eq!(
+            promise(&Params::default()),
+            "at the limit: the share of runs rolled back within an hour; each check promises at most 0.31% in an hour and 0.60% over 30.9h, whatever the traffic"
+        );
+    }
+
+    #[test]
     fn counts_and_durations_read_like_people_write_them() {
         assert_eq!(round(47.0), "47");
         assert_eq!(round(14_230.0), "14,000");
@@ -572,7 +599,7 @@ mod tests {
             model: Model::Ratio { rho0: 1.5 },
             design: 2.0,
             min_samples: 500,
-            bounds: crate::guard::Params::default().bounds(),
+            bounds: Params::default().bounds(),
         };
         // 100 requests per second, 5% canary, 1% errors on stable.
         let traffic = Traffic {
@@ -608,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_drifted_score_is_caught_and_an_equal_one_is_not() {
-        let bounds = crate::guard::Params::default().bounds();
+        let bounds = Params::default().bounds();
         // A PSI near 0.2: mass moved from the low buckets to the high ones.
         let shifted = drift_traffic(vec![0.05, 0.12, 0.28, 0.25, 0.15, 0.15]);
         let p = Power::of(100, |seed| {
