@@ -20,9 +20,10 @@
 //! - `bucket`: a distribution's bucket, [`bucket_labels`]: `le_0.3` for the values at most 0.3,
 //!   `le_inf` for the open last one; for a segment, its value or `other`.
 
+use crate::decimal;
 use crate::guard::Class;
 use crate::plan::{ArmId, Plan};
-use crate::rollout::{Distributed, GuardMetric, MILLIONTHS};
+use crate::rollout::{Distributed, GuardMetric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -228,7 +229,7 @@ pub fn bucket_labels(plan: &Plan, over: &Distributed) -> Vec<String> {
             ..
         } => upper_bounds_millionths
             .iter()
-            .map(|b| format!("le_{}", *b as f64 / MILLIONTHS))
+            .map(|b| format!("le_{}", decimal::shortest(*b, 6)))
             .chain(["le_inf".to_owned()])
             .collect(),
         Distributed::Segment { segment } => plan

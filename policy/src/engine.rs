@@ -110,6 +110,11 @@ pub enum Update {
 impl Engine {
     /// `params`: tuning the plan does not carry; a backend sets `settle_ms` from its tick so
     /// that a sub-window is judged only after every worker published it.
+    // What runs once per configuration or once a second (this, `summary`, `tick`, the fleet's
+    // call and answer, `Plan::from_json`) is never inlined: the filter's callbacks are built at
+    // opt-level 2 for the request path (Cargo.toml's `wasm` profile), and LTO would inline these
+    // into them and build them at 2 too, about 17 K more in filter.wasm for no gain.
+    #[inline(never)]
     pub fn new(plan: Plan, params: Params) -> Engine {
         let mut rollout = Rollout::from_plan(&plan, params);
         let fleet = fleet::fleet_cx(&plan, &rollout);
@@ -189,6 +194,7 @@ impl Engine {
     }
 
     /// One line for the log when a backend loads the plan.
+    #[inline(never)]
     pub fn summary(&self) -> String {
         let p = &self.plan;
         format!(
@@ -293,14 +299,19 @@ impl Engine {
     /// Publish this worker's counts, advance the shared rollout, apply it here. A backend calls
     /// this about once a second on every worker; returns the transition this call made, to log
     /// once ([`Transition::log_line`]).
-    pub fn tick(&mut self, now_ms: u64, shared: &mut impl SharedData) -> Option<Transition> {
+    ///
+    /// `shared` is a trait object rather than generic here and in the fleet's functions: a
+    /// generic function is compiled in the crate that instantiates it, so in the filter at its
+    /// opt-level 2 (see [`Engine::new`]); once a second, the indirect calls cost nothing.
+    #[inline(never)]
+    pub fn tick(&mut self, now_ms: u64, shared: &mut dyn SharedData) -> Option<Transition> {
         let window = self.publish(shared);
         self.advance(now_ms, &window, shared)
     }
 
     /// Merge this worker's counts into the shared window and clear them; returns the merged
     /// window (this worker's alone when the shared one cannot be written).
-    pub fn publish(&mut self, shared: &mut impl SharedData) -> Window {
+    pub fn publish(&mut self, shared: &mut dyn SharedData) -> Window {
         let local = std::mem::replace(&mut self.window, self.rollout.window());
         let mut merged = None;
         let written = shared.update(&self.window_key, &mut |current| {
@@ -320,7 +331,7 @@ impl Engine {
         &mut self,
         now_ms: u64,
         window: &Window,
-        shared: &mut impl SharedData,
+        shared: &mut dyn SharedData,
     ) -> Option<Transition> {
         let rollout = &self.rollout;
         let (mut state, mut transition) = (None, None);

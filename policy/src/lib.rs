@@ -10,6 +10,7 @@ mod bucket;
 pub mod catalogue;
 mod cidr;
 mod decide;
+mod decimal;
 mod engine;
 pub mod fleet;
 pub mod guard;

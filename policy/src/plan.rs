@@ -240,6 +240,10 @@ impl std::error::Error for PlanError {}
 impl Plan {
     /// Read a plan from plugin configuration bytes, checking its format and every index in it,
     /// so that [`Plan::decide`] can never index out of bounds.
+    ///
+    /// Never inlined: the filter calls it from a callback built at opt-level 2 (see
+    /// [`Engine::new`](crate::Engine::new)), where the whole reader would be built at 2 too.
+    #[inline(never)]
     pub fn from_json(bytes: &[u8]) -> Result<Plan, PlanError> {
         if bytes.is_empty() {
             return Err(PlanError(

@@ -7,8 +7,10 @@
 //!
 //! Both routes then run binaryen's `wasm-opt -Oz` on the module when `wasm-opt` is on PATH
 //! (`cargo xtask tools` installs Debian's `binaryen`); without it the module is used as linked,
-//! after a note. `SERIN_WASM_OPT=off` skips it. docs/perf-log.md ("filter.wasm size:
-//! build-level steps") has the bytes each step saves.
+//! after a note. `SERIN_WASM_OPT=off` skips it. Before it, `filter.wasm` loses the SDK's exports
+//! that Envoy never calls on an HTTP filter (binaryen's `wasm-metadce`, [`HTTP_FILTER_EXPORTS`]).
+//! docs/perf-log.md ("filter.wasm size: build-level steps", and 2026-12-08) has the bytes each
+//! step saves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +23,37 @@ const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 pub fn build_filter(root: &Path) -> Result<PathBuf, String> {
     build_module(root, "serin-filter", "filter.wasm")
 }
+
+/// What `filter.wasm` exports: the proxy-wasm ABI of an HTTP filter that makes HTTP calls (its
+/// memory and allocator, the VM, root and stream life cycle, the six HTTP callbacks, the call's
+/// response) and the linker's two globals. The SDK also exports the callbacks of a network
+/// filter, of gRPC calls and streams, of shared queues and of foreign functions, which Serin
+/// never asks Envoy for, and whose dispatch code (about 17 K) nothing else removes: a host skips
+/// a callback the module does not export. Add an export here when the filter starts using one
+/// (the e2e suite runs the module in Envoy).
+const HTTP_FILTER_EXPORTS: [&str; 21] = [
+    "memory",
+    "__data_end",
+    "__heap_base",
+    "_initialize",
+    "malloc",
+    "proxy_abi_version_0_2_1",
+    "proxy_on_memory_allocate",
+    "proxy_on_vm_start",
+    "proxy_on_configure",
+    "proxy_on_tick",
+    "proxy_on_context_create",
+    "proxy_on_request_headers",
+    "proxy_on_request_body",
+    "proxy_on_request_trailers",
+    "proxy_on_response_headers",
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+    "proxy_on_http_call_response",
+    "proxy_on_log",
+    "proxy_on_done",
+    "proxy_on_delete",
+];
 
 /// Build `target/probe.wasm`: the conformance probe that the e2e test runs in Envoy and in the
 /// wasmtime host (`host-tests/probe`).
@@ -37,7 +70,12 @@ pub fn build_empty_filter(root: &Path) -> Result<PathBuf, String> {
 
 /// Build `package` and copy its module to `target/<name>`.
 fn build_module(root: &Path, package: &str, name: &str) -> Result<PathBuf, String> {
-    let built = build_wasm(root, package)?;
+    let built = if package == "serin-filter" {
+        let linked = link_wasm(root, package)?;
+        optimize(&keep_exports(&linked, &HTTP_FILTER_EXPORTS)?)?
+    } else {
+        build_wasm(root, package)?
+    };
     let out = root.join("target").join(name);
     std::fs::copy(&built, &out)
         .map_err(|e| format!("copy {} → {}: {e}", built.display(), out.display()))?;
@@ -84,18 +122,66 @@ fn optimize(module: &Path) -> Result<PathBuf, String> {
         return Ok(module.to_path_buf());
     }
     let out = module.with_extension("opt.wasm");
-    // A build that keeps its symbols (for twiggy) keeps them through wasm-opt too.
-    let keep_names = std::env::var("CARGO_PROFILE_WASM_STRIP").as_deref() == Ok("false");
     shell::run(
         Command::new("wasm-opt")
             .arg("-Oz")
             .args(WASM_OPT_FEATURES)
-            .args(keep_names.then_some("--debuginfo"))
+            .args(keep_names().then_some("--debuginfo"))
             .arg(module)
             .arg("-o")
             .arg(&out),
     )?;
     Ok(out)
+}
+
+/// `wasm-metadce` from `module` to `<module>.dce.wasm` beside it, keeping `exports` and what they
+/// reach; returns the module to optimise. Without binaryen (no `wasm-opt`, the same package) or
+/// with `SERIN_WASM_OPT=off` that is `module` itself, as linked.
+fn keep_exports(module: &Path, exports: &[&str]) -> Result<PathBuf, String> {
+    let skip = std::env::var("SERIN_WASM_OPT").as_deref() == Ok("off");
+    if skip || output(Command::new("wasm-metadce").arg("--version")).is_none() {
+        return Ok(module.to_path_buf());
+    }
+    // The reachability graph: the host reaches every export kept; an export left out of the
+    // graph is removed.
+    let quoted = |e: &&str| format!("\"{e}\"");
+    let nodes: Vec<String> = exports
+        .iter()
+        .map(|e| format!("{{\"name\": \"{e}\", \"export\": \"{e}\"}}"))
+        .collect();
+    let graph = format!(
+        "[{{\"name\": \"host\", \"root\": true, \"reaches\": [{}]}}, {}]",
+        exports.iter().map(quoted).collect::<Vec<_>>().join(", "),
+        nodes.join(", ")
+    );
+    let graph_file = module.with_extension("exports.json");
+    std::fs::write(&graph_file, graph)
+        .map_err(|e| format!("write {}: {e}", graph_file.display()))?;
+    let out = module.with_extension("dce.wasm");
+    // It reports each export it removes on stdout, one line each; the list is the one above.
+    let run = Command::new("wasm-metadce")
+        .args(WASM_OPT_FEATURES)
+        .args(keep_names().then_some("--debuginfo"))
+        .arg("-f")
+        .arg(&graph_file)
+        .arg(module)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run wasm-metadce: {e}"))?;
+    if !run.success() {
+        return Err(format!(
+            "wasm-metadce on {} failed: {run}",
+            module.display()
+        ));
+    }
+    Ok(out)
+}
+
+/// A build that keeps its symbols (for twiggy) keeps them through binaryen too.
+fn keep_names() -> bool {
+    std::env::var("CARGO_PROFILE_WASM_STRIP").as_deref() == Ok("false")
 }
 
 /// The linking half of [`build_wasm`]: returns the module cargo wrote.

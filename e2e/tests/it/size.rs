@@ -20,10 +20,10 @@ const TARGET_BYTES: u64 = 150_000;
 /// the module shrinks.
 const CEILING_BYTES: u64 = 345_700;
 /// rustup's prebuilt std for wasm32 (a laptop's route, and CI's when rustup has the target):
-/// 364,071 bytes (2026-12-07: the plan and fleet mode's answer and book read without serde's
-/// derives, with the recorded fleet query and the fleet's distribution buckets) + 3%. Issue 20
-/// asks for 280 KB on every route; lower it as the module shrinks.
-const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 374_700;
+/// 311,802 bytes (2026-12-08: the engine's cold entry points built at "z", check names and
+/// bucket labels without float formatting, the SDK's unused exports removed) + 3%. Issue 20 asks
+/// for 280 KB on every route; lower it as the module shrinks.
+const CEILING_WITH_PANIC_RUNTIME_BYTES: u64 = 321_100;
 
 /// `SERIN_FILTER_WASM`, else target/filter.wasm.
 fn filter_path() -> PathBuf {

@@ -56,7 +56,7 @@ impl Book {
         bytes.and_then(Book::from_bytes).unwrap_or_default()
     }
 
-    fn read(shared: &mut impl SharedData, key: &str) -> Book {
+    fn read(shared: &mut dyn SharedData, key: &str) -> Book {
         Book::decode(shared.read(key).as_deref())
     }
 
@@ -207,7 +207,8 @@ pub struct FleetAnswer {
 impl Engine {
     /// Fleet mode: the query to dispatch now, when this worker is the first of its proxy to
     /// find the interval over. One query per proxy per interval.
-    pub fn fleet_call(&mut self, now_ms: u64, shared: &mut impl SharedData) -> Option<Call> {
+    #[inline(never)]
+    pub fn fleet_call(&mut self, now_ms: u64, shared: &mut dyn SharedData) -> Option<Call> {
         let cx = self.fleet.as_ref()?;
         let interval = u64::from(cx.fleet.interval_ms.max(1));
         let mut due = false;
@@ -224,11 +225,12 @@ impl Engine {
     }
 
     /// Fleet mode: the answer to [`Engine::fleet_call`] (`Err` when the call itself failed).
+    #[inline(never)]
     pub fn fleet_answer(
         &mut self,
         now_ms: u64,
         answer: Result<&[u8], String>,
-        shared: &mut impl SharedData,
+        shared: &mut dyn SharedData,
     ) -> FleetAnswer {
         let snapshot = answer
             .map_err(Refused::Status)
@@ -242,7 +244,7 @@ impl Engine {
         &mut self,
         now_ms: u64,
         snapshot: Result<Snapshot, Refused>,
-        shared: &mut impl SharedData,
+        shared: &mut dyn SharedData,
     ) -> FleetAnswer {
         let Some(cx) = self.fleet.as_ref() else {
             return FleetAnswer::default();
@@ -355,7 +357,7 @@ impl Engine {
 
     /// The phase this proxy routes by: its own guards' rollback or hold, and otherwise (in fleet
     /// mode) the fleet's phase; `joining` until the first fleet answer.
-    pub(super) fn effective(&mut self, local: Phase, shared: &mut impl SharedData) -> Phase {
+    pub(super) fn effective(&mut self, local: Phase, shared: &mut dyn SharedData) -> Phase {
         let Some(cx) = self.fleet.as_ref() else {
             return local;
         };

@@ -7,6 +7,7 @@ use super::hist::Histogram;
 use super::layout::{Cell, Layout, segment_value_index};
 use super::machine::Rollout;
 use super::params::Params;
+use crate::decimal;
 use crate::plan::Plan;
 use crate::rollout::{Distributed, GuardMetric, PPM};
 
@@ -14,8 +15,14 @@ fn ppm(x: u32) -> f64 {
     f64::from(x) / f64::from(PPM)
 }
 
+/// A rate in percent, to a ten-thousandth of a percent (`2%`, `0.05%`).
 fn pct(x: f64) -> String {
-    format!("{}%", (x * 1e6).round() / 1e4)
+    format!("{}%", decimal::shortest((x * 1e6).round() as i64, 4))
+}
+
+/// A ratio given in ppm, as its decimal (`1.2`).
+fn ratio(x: u32) -> String {
+    decimal::shortest(i64::from(x), 6)
 }
 
 impl Rollout {
@@ -72,8 +79,12 @@ impl Rollout {
                             Test::ErrorRate { p0: m },
                         );
                     }
-                    if let Some(r) = max_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
-                        push(format!("error_ratio <= {r}"), Test::ErrorRatio { rho0: r });
+                    if let Some(x) = max_ratio_ppm.filter(|x| *x > 0) {
+                        let r = ppm(x);
+                        push(
+                            format!("error_ratio <= {}", ratio(x)),
+                            Test::ErrorRatio { rho0: r },
+                        );
                     }
                 }
                 GuardMetric::Latency {
@@ -86,7 +97,7 @@ impl Rollout {
                         continue;
                     }
                     let p0 = 1.0 - q;
-                    let qname = format!("p{}", (q * 1e4).round() / 1e2);
+                    let qname = format!("p{}", decimal::shortest((q * 1e4).round() as i64, 2));
                     if let Some(ms) = max_ms.filter(|ms| *ms > 0) {
                         let micros = Histogram::bound_at_or_above(f64::from(ms) * 1000.0);
                         push(
@@ -94,9 +105,10 @@ impl Rollout {
                             Test::LatencyAbove { micros, p0 },
                         );
                     }
-                    if let Some(r) = max_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
+                    if let Some(x) = max_ratio_ppm.filter(|x| *x > 0) {
+                        let r = ppm(x);
                         push(
-                            format!("latency_{qname}_ratio <= {r}"),
+                            format!("latency_{qname}_ratio <= {}", ratio(x)),
                             Test::LatencyRatio {
                                 quantile: q,
                                 ratio: r,
@@ -174,21 +186,21 @@ impl Rollout {
                             };
                             push(format!("{name}_rate >= {}", pct(m)), t);
                         }
-                        if let Some(r) = max_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
+                        if let Some(x) = max_ratio_ppm.filter(|x| *x > 0) {
                             let t = Test::OutcomeRatio {
                                 cell,
                                 below: false,
-                                rho0: r,
+                                rho0: ppm(x),
                             };
-                            push(format!("{name}_ratio <= {r}"), t);
+                            push(format!("{name}_ratio <= {}", ratio(x)), t);
                         }
-                        if let Some(r) = min_ratio_ppm.map(ppm).filter(|r| *r > 0.0) {
+                        if let Some(x) = min_ratio_ppm.filter(|x| *x > 0) {
                             let t = Test::OutcomeRatio {
                                 cell,
                                 below: true,
-                                rho0: 1.0 / r,
+                                rho0: 1.0 / ppm(x),
                             };
-                            push(format!("{name}_ratio >= {r}"), t);
+                            push(format!("{name}_ratio >= {}", ratio(x)), t);
                         }
                     }
                 }
