@@ -224,7 +224,7 @@ fn a_response_is_counted_once_it_ends_and_a_cut_one_as_a_reset() {
     assert_eq!(sample.value, 25, "latency in ms");
     assert_eq!(sample.series, engine.catalogue().duration(1));
     // The body stops short: the stream ends without its end.
-    engine.stream_done(ex, 40);
+    engine.stream_done(ex, || 40);
 
     let mut counts = std::collections::BTreeMap::new();
     engine.flush(|series, update| {
