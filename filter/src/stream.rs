@@ -86,10 +86,11 @@ impl HttpContext for Stream {
         };
         let mut engine = worker.engine.borrow_mut();
         let read = engine.wants_body(&ex);
-        engine.response_body(&mut ex, now_ms(self), body_size, end_of_stream, || {
+        let body = || {
             read.then(|| self.get_http_response_body(0, body_size))
                 .flatten()
-        });
+        };
+        engine.response_body(&mut ex, || now_ms(self), body_size, end_of_stream, body);
         self.exchange = Some(ex);
         Action::Continue
     }
@@ -103,7 +104,7 @@ impl HttpContext for Stream {
 
     fn on_log(&mut self) {
         if let (Some(worker), Some(ex)) = (self.worker.clone(), self.exchange.take()) {
-            worker.engine.borrow_mut().stream_done(ex, now_ms(self));
+            worker.engine.borrow_mut().stream_done(ex, || now_ms(self));
         }
     }
 }

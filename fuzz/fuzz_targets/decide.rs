@@ -57,6 +57,6 @@ fuzz_target!(|input: (Vec<(String, Vec<u8>)>, Option<[u8; 4]>)| {
             assert_eq!(ex.arm(), expected, "the engine decides as the plan does");
         }
         engine.response_headers(&mut ex, 1, 200, true, || false, |_| None);
-        engine.stream_done(ex, 2);
+        engine.stream_done(ex, || 2);
     }
 });

@@ -39,10 +39,10 @@ fuzz_target!(|data: &[u8]| {
                 .exchange;
             assert!(usize::from(ex.arm()) < arms);
             engine.response_headers(&mut ex, t * 1000 + 5, 503, false, || true, |_| None);
-            engine.response_body(&mut ex, t * 1000 + 6, 9, true, || {
+            engine.response_body(&mut ex, || t * 1000 + 6, 9, true, || {
                 Some(b"{\"a\":[1]}".to_vec())
             });
-            engine.stream_done(ex, t * 1000 + 7);
+            engine.stream_done(ex, || t * 1000 + 7);
         }
         let _ = engine.tick(t * 1000 + 999, &mut shared);
         let series = engine.catalogue().series.len();

@@ -170,7 +170,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
         let size = unsafe {
             abi::envoy_dynamic_module_callback_http_get_body_size(filter, RECEIVED_RESPONSE_BODY)
         };
-        engine.response_body(&mut ex, now_ms(), size, end_of_stream, || {
+        engine.response_body(&mut ex, now_ms, size, end_of_stream, || {
             read.then(|| body_chunk(filter)).flatten()
         });
         drop(engine);
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     let s = unsafe { stream(s) };
     guarded("stream_complete", (), || {
         if let Some(ex) = s.exchange.take() {
-            s.config().engine(s.worker).stream_done(ex, now_ms());
+            s.config().engine(s.worker).stream_done(ex, now_ms);
         }
     });
 }

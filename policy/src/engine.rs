@@ -313,6 +313,20 @@ impl Engine {
     /// window (this worker's alone when the shared one cannot be written).
     pub fn publish(&mut self, shared: &mut dyn SharedData) -> Window {
         let local = std::mem::replace(&mut self.window, self.rollout.window());
+        // A plan that measures nothing never records, so every worker's window and the shared
+        // one stay empty: nothing to read or write. A tick runs on every worker (and, in Envoy,
+        // on the main thread) each second, and a window is some 24 KB to copy and encode.
+        if !self.measures {
+            return local;
+        }
+        // Nothing recorded since the last publish: merging would leave the shared window as it
+        // is, so read it rather than write it back (no encoding, no compare-and-swap).
+        if local.is_empty() {
+            let current = shared.read(&self.window_key);
+            return current
+                .and_then(|b| Window::from_bytes(&b))
+                .unwrap_or(local);
+        }
         let mut merged = None;
         let written = shared.update(&self.window_key, &mut |current| {
             let mut window = current

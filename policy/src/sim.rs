@@ -385,7 +385,7 @@ pub(crate) fn respond(
         Some((ScoreAt::Body { prefix, suffix, .. }, x)) => {
             let body = format!("{prefix}{x}{suffix}").into_bytes();
             engine.response_headers(&mut exchange, done, status, false, || false, |_| None);
-            engine.response_body(&mut exchange, done, body.len(), true, || Some(body));
+            engine.response_body(&mut exchange, || done, body.len(), true, || Some(body));
         }
         None => {
             engine.response_headers(&mut exchange, done, status, true, || false, |_| None);
@@ -401,7 +401,7 @@ pub(crate) fn respond(
         let positive = rng.chance(p);
         engine.record_outcome(&exchange, usize::from(outcome), positive, done);
     }
-    engine.stream_done(exchange, done);
+    engine.stream_done(exchange, || done);
 }
 
 /// Where a response carries the score that the plan's first outcome distribution reads.

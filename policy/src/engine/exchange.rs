@@ -133,11 +133,13 @@ impl Engine {
 
     /// A chunk of `size` bytes of the response body arrived; `read` copies it (called only when
     /// the body is wanted and within bound). The client is never held back: a body over the
-    /// bound is simply not parsed.
+    /// bound is simply not parsed. `now_ms` reads the clock, called only when an outcome is read
+    /// before the response headers came (which a proxy does not do): a body's outcome counts
+    /// when its response began, and a clock read is a host call in most proxies.
     pub fn response_body(
         &mut self,
         ex: &mut Exchange,
-        now_ms: u64,
+        now_ms: impl FnOnce() -> u64,
         size: usize,
         end_of_stream: bool,
         read: impl FnOnce() -> Option<Vec<u8>>,
@@ -158,6 +160,7 @@ impl Engine {
         }
         if end_of_stream && !ex.body_too_long {
             let body = std::mem::take(&mut ex.body);
+            let now_ms = ex.responded_ms.unwrap_or_else(now_ms);
             for i in 0..self.plan.outcomes.len() {
                 let numeric = self.numeric_outcomes[i];
                 if let Some(reading) = self.plan.outcomes[i].read_json_body(&body, numeric) {
@@ -174,12 +177,13 @@ impl Engine {
 
     /// The stream is over. One that ended before its response did was reset (by the client,
     /// the upstream or a timeout): either no response headers came, or the body stopped short.
-    pub fn stream_done(&mut self, mut ex: Exchange, now_ms: u64) {
+    /// `now_ms` reads the clock, called only to date a reset in the window.
+    pub fn stream_done(&mut self, mut ex: Exchange, now_ms: impl FnOnce() -> u64) {
         let cut_short = ex.unfinished.take();
         if ex.responded_ms.is_none() || cut_short.is_some() {
             super::bump(&mut self.tallies, self.catalogue.resets(ex.arm));
             if let Some(role) = ex.role {
-                self.window.record_reset(now_ms, role);
+                self.window.record_reset(now_ms(), role);
             }
         }
     }

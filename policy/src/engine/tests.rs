@@ -224,7 +224,7 @@ fn a_response_is_counted_once_it_ends_and_a_cut_one_as_a_reset() {
     assert_eq!(sample.value, 25, "latency in ms");
     assert_eq!(sample.series, engine.catalogue().duration(1));
     // The body stops short: the stream ends without its end.
-    engine.stream_done(ex, 40);
+    engine.stream_done(ex, || 40);
 
     let mut counts = std::collections::BTreeMap::new();
     engine.flush(|series, update| {
@@ -252,4 +252,41 @@ fn a_response_is_counted_once_it_ends_and_a_cut_one_as_a_reset() {
         (canary.requests, canary.resets, canary.completed()),
         (1, 1, 1)
     );
+}
+
+/// Shared data that counts its writes.
+#[derive(Default)]
+struct Counting(InMemory, usize);
+
+impl SharedData for Counting {
+    fn update(&mut self, key: &str, f: &mut Rewrite<'_>) -> bool {
+        self.1 += 1;
+        self.0.update(key, f)
+    }
+
+    fn read(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.0.read(key)
+    }
+}
+
+#[test]
+fn a_worker_that_recorded_nothing_reads_the_shared_window_without_writing_it() {
+    let (mut busy, mut idle) = (engine(0), engine(0));
+    let mut shared = Counting::default();
+    busy.route(&HeaderList::new(&user(1)), 1_000, Vec::new);
+    let merged = busy.publish(&mut shared);
+    assert_eq!(shared.1, 1);
+    assert!(!merged.is_empty());
+    assert_eq!(idle.publish(&mut shared), merged);
+    assert_eq!(shared.1, 1, "an empty window is not merged in");
+
+    // A plan that measures nothing (no guard, no ramp) never touches the shared window.
+    let mut plan = plan(0);
+    plan.guards.clear();
+    plan.ramp = None;
+    let mut split = Engine::new(plan, Params::default());
+    split.route(&HeaderList::new(&user(1)), 1_000, Vec::new);
+    let mut untouched = Counting::default();
+    assert!(split.publish(&mut untouched).is_empty());
+    assert!(untouched.0.0.is_empty() && untouched.1 == 0);
 }

@@ -282,6 +282,11 @@ impl Window {
         true
     }
 
+    /// Whether nothing was recorded into the window (no sub-window in use).
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(|s| s.tag == 0)
+    }
+
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = Slot::default());
     }
@@ -300,17 +305,23 @@ impl Window {
     }
 
     /// The fixed-size encoding ([`WINDOW_BYTES`] long, little-endian).
+    /// An unused sub-window (tag 0) is all zeros, so it is left as the zeroed buffer has it:
+    /// a window is mostly unused sub-windows, and every worker encodes one each tick.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(WINDOW_BYTES);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.slot_ms.to_le_bytes());
-        for slot in &self.slots {
-            out.extend_from_slice(&slot.tag.to_le_bytes());
-            for arm in &slot.arms {
-                for w in arm.words() {
-                    out.extend_from_slice(&w.to_le_bytes());
-                }
+        let mut out = vec![0; WINDOW_BYTES];
+        let (head, slots) = out.split_at_mut(WINDOW_BYTES - SLOTS * SLOT_BYTES);
+        head[..4].copy_from_slice(&MAGIC);
+        head[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        head[6..].copy_from_slice(&self.slot_ms.to_le_bytes());
+        for (slot, bytes) in self.slots.iter().zip(slots.chunks_exact_mut(SLOT_BYTES)) {
+            if slot.tag == 0 {
+                continue;
+            }
+            let (tag, words) = bytes.split_at_mut(8);
+            tag.copy_from_slice(&slot.tag.to_le_bytes());
+            let values = slot.arms.iter().flat_map(Counters::words);
+            for (w, b) in values.zip(words.chunks_exact_mut(4)) {
+                b.copy_from_slice(&w.to_le_bytes());
             }
         }
         out
@@ -332,6 +343,13 @@ impl Window {
         let mut slots = Vec::with_capacity(SLOTS);
         for _ in 0..SLOTS {
             let tag = r.u64()?;
+            if tag == 0 {
+                // An unused sub-window: whatever its bytes say is never read (recording into
+                // it starts from zero), so skip them and keep it empty.
+                r.take(SLOT_BYTES - 8)?;
+                slots.push(Slot::default());
+                continue;
+            }
             let stable = Counters::read(&mut r)?;
             let canary = Counters::read(&mut r)?;
             slots.push(Slot {
@@ -407,6 +425,21 @@ mod tests {
         assert_eq!(bytes.len(), WINDOW_BYTES);
         assert_eq!(Window::from_bytes(&bytes), Some(w));
         assert_eq!(Window::new(250).to_bytes().len(), WINDOW_BYTES);
+    }
+
+    #[test]
+    fn an_unused_sub_window_encodes_as_zeros_and_decodes_as_empty() {
+        let mut w = Window::new(1000);
+        assert!(w.is_empty());
+        w.record_request(5_500, Role::Canary);
+        assert!(!w.is_empty());
+        let mut bytes = w.to_bytes();
+        let slot = |i: usize| 10 + i * SLOT_BYTES..10 + (i + 1) * SLOT_BYTES;
+        assert!(bytes[slot(0)].iter().all(|&b| b == 0));
+        assert_eq!(bytes[slot(5)][..8], 6u64.to_le_bytes());
+        // Counts under a zero tag are never read; decoding drops them.
+        bytes[slot(2)][100] = 7;
+        assert_eq!(Window::from_bytes(&bytes), Some(w));
     }
 
     #[test]
