@@ -361,23 +361,12 @@ const CALIBRATION_SEED: u64 = 1 << 32;
 /// information rate, against `ln(1/α)` for a fresh breach: the late price is the log of the
 /// exposure to be protected.
 fn cusum_threshold(g: &Guard, multiple: f64, length: u64, alpha: f64) -> f64 {
-    let model = g.trial.model;
-    let (null, alt) = (model.null(), model.alternative(multiple));
     let mut maxima: Vec<f64> = (0..u64::from(CALIBRATION_RUNS))
         .map(|i| {
-            let (mut llr, mut samples, mut max) = (0.0f64, 0u64, f64::NEG_INFINITY);
-            for (x_w, n_w, x_o, n_o) in slots(g, 1.0, CALIBRATION_SEED + i).take(length as usize) {
-                llr += match model {
-                    Model::Rate { .. } => bernoulli_llr(x_w, n_w, null, alt),
-                    Model::Ratio { .. } => split_llr(x_w, x_o, n_w, n_o, null, alt),
-                };
-                llr = llr.max(0.0);
-                samples += n_w;
-                if samples >= g.trial.min_samples {
-                    max = max.max(llr);
-                }
-            }
-            max
+            let at_limit = slots(g, 1.0, CALIBRATION_SEED + i).take(length as usize);
+            sprt_path(g, multiple, Some(0.0), at_limit)
+                .flatten()
+                .fold(f64::NEG_INFINITY, f64::max)
         })
         .collect();
     maxima.sort_by(f64::total_cmp);
@@ -572,23 +561,33 @@ fn fixed_sprt(
     floor: Option<f64>,
     slots: impl Iterator<Item = (u64, u64, u64, u64)>,
 ) -> Option<u64> {
-    let model = g.trial.model;
+    sprt_path(g, alternative, floor, slots)
+        .position(|llr| llr.is_some_and(|llr| llr >= threshold))
+        .map(|slot| slot as u64 + 1)
+}
+
+/// Wald's statistic of the limit against `alternative` times it, sub-window by sub-window, with
+/// an optional floor: `None` until the guard's `min_samples`, then the statistic.
+fn sprt_path(
+    g: &Guard,
+    alternative: f64,
+    floor: Option<f64>,
+    slots: impl Iterator<Item = (u64, u64, u64, u64)>,
+) -> impl Iterator<Item = Option<f64>> {
+    let (model, min_samples) = (g.trial.model, g.trial.min_samples);
     let (null, alt) = (model.null(), model.alternative(alternative));
     let (mut llr, mut samples) = (0.0, 0u64);
-    for (slot, (x_w, n_w, x_o, n_o)) in slots.enumerate() {
+    slots.map(move |(x_w, n_w, x_o, n_o)| {
         llr += match model {
             Model::Rate { .. } => bernoulli_llr(x_w, n_w, null, alt),
             Model::Ratio { .. } => split_llr(x_w, x_o, n_w, n_o, null, alt),
         };
         if let Some(f) = floor {
-            llr = llr.max(f);
+            llr = f64::max(llr, f);
         }
         samples += n_w;
-        if samples >= g.trial.min_samples && llr >= threshold {
-            return Some(slot as u64 + 1);
-        }
-    }
-    None
+        (samples >= min_samples).then_some(llr)
+    })
 }
 
 /// The test the mixture replaced: Wald's SPRT against the design effect at α = 0.0025,
