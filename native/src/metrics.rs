@@ -28,9 +28,8 @@ impl Metrics {
         for s in &catalogue.series {
             if s.family.kind == Kind::Histogram {
                 // Recorded on every response: a histogram of its own per series, without labels.
-                let name = s.tagged_name();
-                let name = name.strip_prefix("serin_").unwrap_or(&name);
-                series.push((define_unlabelled(config, name), Kind::Histogram, Vec::new()));
+                let id = define_unlabelled(config, &s.native_tagged_name());
+                series.push((id, Kind::Histogram, Vec::new()));
                 continue;
             }
             let id = match families.iter().find(|(f, _)| *f == s.family) {

@@ -253,7 +253,17 @@ pub struct Series {
 impl Series {
     /// The name a backend defines in Envoy: the labels embedded in Istio's convention.
     pub fn tagged_name(&self) -> String {
-        let mut name = self.family.name.to_owned();
+        self.tagged(self.family.name)
+    }
+
+    /// The same under the native backend's namespace ([`Family::native_name`]): how it defines
+    /// a series it records per request, without labels.
+    pub fn native_tagged_name(&self) -> String {
+        self.tagged(self.family.native_name())
+    }
+
+    fn tagged(&self, name: &str) -> String {
+        let mut name = name.to_owned();
         for (k, v) in &self.labels {
             name.push_str(&tag(k, v));
         }
