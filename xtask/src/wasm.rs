@@ -218,9 +218,14 @@ fn sysroot(rustc: &str) -> Option<PathBuf> {
     output(Command::new(rustc).args(["--print", "sysroot"])).map(PathBuf::from)
 }
 
-/// Debian's toolchain is installed, or `apt-get` can install it.
+/// Debian's toolchain is installed with std's source, or `apt-get` can install it.
 fn has_debian_route() -> bool {
-    Path::new(DEBIAN_RUSTC).is_file() || output(Command::new("apt-get").arg("--version")).is_some()
+    has_debian_std_source() || output(Command::new("apt-get").arg("--version")).is_some()
+}
+
+/// Debian's `rustc-web` with the library source that `-Zbuild-std` builds.
+fn has_debian_std_source() -> bool {
+    sysroot(DEBIAN_RUSTC).is_some_and(|s| s.join("lib/rustlib/src/rust/library/std").is_dir())
 }
 
 fn has_rustup_target() -> bool {
@@ -243,8 +248,7 @@ fn build_with_rustup_target(root: &Path, package: &str) -> Result<PathBuf, Strin
 }
 
 fn build_with_debian_rust(root: &Path, package: &str) -> Result<PathBuf, String> {
-    let has_source = |s: PathBuf| s.join("lib/rustlib/src/rust/library/std").is_dir();
-    if !sysroot(DEBIAN_RUSTC).is_some_and(has_source) {
+    if !has_debian_std_source() {
         shell::apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
     }
     let host_sysroot = sysroot("rustc").ok_or("cannot find the host toolchain's sysroot")?;
