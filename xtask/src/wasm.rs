@@ -4,7 +4,7 @@
 //! with its library source (`rust-web-src`), building std from source (`-Zbuild-std`, for
 //! `panic = "immediate-abort"` and size) and linking with the rustup toolchain's `rust-lld`.
 //! Route 2, elsewhere (a laptop without apt): rustup's wasm32 target and its prebuilt std (the
-//! target added on the fly when rustup can). The same code is 272,385 bytes by route 1 and
+//! target added on the fly when rustup can). The same code is 272,940 bytes by route 1 and
 //! 311,802 by route 2 (2026-12-08), and as fast per request in Envoy (`cargo xtask
 //! bench-instructions --filter-wasm`: (b) 179,120 and 178,942, (b′) 151,051 and 151,706), so
 //! route 1 comes first. Set `SERIN_WASM_ROUTE=rustup|debian` to force one.
