@@ -1,27 +1,19 @@
 //! Decimal numbers written from integers: a check's name (`error_rate <= 2%`) and a bucket's label
-//! (`le_0.3`) print a plan's ppm and millionths as `{}` prints them as an `f64`, without
-//! `core`'s float formatting, which is the largest single function in filter.wasm otherwise
-//! (docs/perf-log.md, 2026-12-08).
+//! (`le_0.3`) print a plan's ppm and millionths as `{}` prints them as an `f64`, and the
+//! transition log line its floats to six digits, without `core`'s float formatting, which is
+//! the largest single function in filter.wasm otherwise (docs/perf-log.md, 2026-12-08).
 
-/// Above this many significant digits a decimal may not be the shortest text of its `f64`.
-const EXACT_DIGITS: u64 = 1_000_000_000_000_000;
-
-/// `n / 10^places` as `format!("{}", n as f64 / 10^places as f64)` writes it: every digit, no
-/// trailing zeros, no point for a whole number.
+/// `n / 10^places` written out exactly: every digit, no trailing zeros, no point for a whole
+/// number.
 ///
-/// Exact: a decimal of at most 15 significant digits is the shortest text of the `f64` nearest to
-/// it (two of them never share an `f64`), and that `f64` is the quotient, since `n` and `10^places`
-/// are exact in an `f64` and the division rounds to nearest. Past 15 digits the `f64` drops
-/// digits, and its text is serde_json's (shortest too, and already linked for the transition log
-/// line), without the `.0` it adds after a whole number; that needs the quotient under 10^16, where
-/// serde_json turns to an exponent, so `places` of 3 or more for such an `n` (bucket bounds, in
-/// millionths, are the only ones).
+/// Under 15 significant digits this is what `format!("{}", n as f64 / 10^places as f64)`
+/// writes (a test compares them): such a decimal is the shortest text of the `f64` nearest to it
+/// (two of them never share an `f64`), and that `f64` is the quotient, since `n` and
+/// `10^places` are exact in an `f64` and the division rounds to nearest. Past 15 digits the
+/// `f64` would drop digits and this keeps them (`le_1234567890123.456789`): a name is then still
+/// exact and unique, and everything that names a series goes through here, the compiler's
+/// dashboards included.
 pub fn shortest(n: i64, places: u32) -> String {
-    if n.unsigned_abs() >= EXACT_DIGITS {
-        let f = n as f64 / 10f64.powi(places as i32);
-        let text = serde_json::to_string(&f).unwrap_or_default();
-        return text.strip_suffix(".0").map(str::to_owned).unwrap_or(text);
-    }
     let scale = 10u64.pow(places);
     let whole = n.unsigned_abs() / scale;
     let mut fraction = n.unsigned_abs() % scale;
@@ -41,9 +33,60 @@ pub fn shortest(n: i64, places: u32) -> String {
     out
 }
 
+/// Powers of ten that an `f64` holds exactly, up to the largest [`approximate`] scales by.
+const POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `x` to six significant digits as JSON writes a float (`0.0123457`, `2.0`, `1.5e-7`; `null`
+/// when not finite; a whole part under 10^15 is kept whole, `123456789.0`), for the transition
+/// log line: people read it, and six digits say what a
+/// log-likelihood or a rate is. Written from an integer, so that neither `core`'s float
+/// formatting nor serde_json's joins `filter.wasm` for one log line (docs/perf-log.md).
+pub fn approximate(x: f64) -> String {
+    if !x.is_finite() {
+        return "null".to_owned();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    let magnitude = x.abs();
+    if magnitude == 0.0 {
+        return format!("{sign}0.0");
+    }
+    // The power of ten of the leading digit, to within one (either way the digits are right).
+    let mut exponent = 0i32;
+    let mut m = magnitude;
+    while m >= 10.0 {
+        m /= 10.0;
+        exponent += 1;
+    }
+    while m < 1.0 {
+        m *= 10.0;
+        exponent -= 1;
+    }
+    if (-5..15).contains(&exponent) {
+        let places = (5 - exponent).max(0) as u32;
+        let scaled = magnitude * POWERS_OF_TEN[places as usize];
+        let text = shortest((scaled + 0.5) as i64, places);
+        let point = if text.contains('.') { "" } else { ".0" };
+        return format!("{sign}{text}{point}");
+    }
+    // Outside that range: six digits of the mantissa and an exponent.
+    let digits = (m * 1e5 + 0.5) as i64;
+    let (digits, exponent) = if digits >= 1_000_000 {
+        (digits / 10, exponent + 1)
+    } else {
+        (digits, exponent)
+    };
+    format!("{sign}{}e{exponent}", shortest(digits, 5))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shortest;
+    use super::{approximate, shortest};
+
+    /// Below this, a decimal has at most 15 significant digits, and its text is also `{}`'s for
+    /// the `f64` nearest to it.
+    const EXACT_DIGITS: u64 = 1_000_000_000_000_000;
 
     /// What the names and labels were written with before.
     fn display(n: i64, places: u32) -> String {
@@ -80,13 +123,11 @@ mod tests {
             let digits = (x % 19) as u32;
             cases.push((x >> 8) as i64 % 10i64.pow(digits).max(1));
         }
-        for n in cases {
-            let places: &[u32] = if n < 1_000_000_000_000_000 {
-                &[0, 2, 4, 6]
-            } else {
-                &[6]
-            };
-            for &places in places {
+        for n in cases
+            .into_iter()
+            .filter(|n| n.unsigned_abs() < EXACT_DIGITS)
+        {
+            for places in [0, 2, 4, 6] {
                 for n in [n, -n] {
                     assert_eq!(shortest(n, places), display(n, places), "{n} / 10^{places}");
                 }
@@ -95,23 +136,58 @@ mod tests {
     }
 
     #[test]
-    fn writes_the_largest_bucket_bounds_as_display_does() {
-        // Around the edge of the exact path, and the largest bounds a plan can carry.
-        let edge = 1_000_000_000_000_000i64;
+    fn past_fifteen_digits_every_digit_is_kept() {
+        assert_eq!(shortest(1_000_000_000_000_000, 6), "1000000000");
+        assert_eq!(
+            shortest(1_234_567_890_123_456_789, 6),
+            "1234567890123.456789"
+        );
+        assert_eq!(shortest(-1_234_567_890_123_450_000, 6), "-1234567890123.45");
+        assert_eq!(shortest(i64::MAX, 6), "9223372036854.775807");
+        assert_eq!(shortest(i64::MIN, 6), "-9223372036854.775808");
+    }
+
+    #[test]
+    fn approximate_keeps_six_significant_digits_in_json_s_shape() {
         let cases = [
-            edge - 1,
-            edge,
-            edge + 1,
-            123_456_789_012_345_678,
-            500_000_000_000_000_000,
-            999_999_999_999_999_999,
-            i64::MAX,
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (2.0, "2.0"),
+            (-3.5, "-3.5"),
+            (0.02, "0.02"),
+            (0.0123456789, "0.0123457"),
+            (1.0 / 3.0, "0.333333"),
+            (2.0 / 3.0, "0.666667"),
+            (123_456_789.4, "123456789.0"),
+            (9.9999996, "10.0"),
+            (1e-5, "0.00001"),
+            (1.5e-7, "1.5e-7"),
+            (6.02214076e23, "6.02214e23"),
+            (9.9999999e22, "1e23"),
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
         ];
-        for n in cases {
-            for n in [n, -n] {
-                assert_eq!(shortest(n, 6), display(n, 6), "{n} millionths");
-            }
+        for (x, text) in cases {
+            assert_eq!(approximate(x), text, "{x}");
         }
-        assert_eq!(shortest(i64::MIN, 6), display(i64::MIN, 6));
+        // Any value: JSON, and within half a unit of the sixth digit.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let value = f64::from_bits(x);
+            let text = approximate(value);
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if !value.is_finite() {
+                assert!(back.is_null());
+                continue;
+            }
+            let back = back.as_f64().unwrap();
+            assert!(
+                (back - value).abs() <= 5.01e-6 * value.abs(),
+                "{value:e} written {text}"
+            );
+        }
     }
 }

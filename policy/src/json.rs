@@ -1,12 +1,13 @@
 //! JSON documents read by hand: a small tree ([`Json`]) and the helpers that read typed values
-//! out of it, naming the path of whatever they refuse (`splits[0].lanes[1].end`).
+//! out of it, naming the path of whatever they refuse (`splits[0].lanes[1].end`); the text
+//! itself is read by [`parse`], which also finds one field of a document without a tree.
 //!
 //! Why by hand: serde's `Deserialize` derives, monomorphised over `serde_json`'s deserializer,
 //! were the largest part of `filter.wasm`: about 120 KB of the 474 KB module went to them, to
 //! serde_json's deserializer copied once per type they visit, and to serde's impls behind them
-//! (docs/perf-log.md, "filter.wasm: reading JSON by hand"). One visitor that builds this tree,
-//! over the parser that the body outcome reader (`outcome::json_path`) links anyway, and plain
-//! functions over the tree cost a fraction of that. The readers built on it: the plan's
+//! (docs/perf-log.md, "filter.wasm: reading JSON by hand"). One parser that builds this tree,
+//! shared with the body outcome reader (`outcome::json_path`), and plain functions over the
+//! tree cost a fraction of that. The readers built on it: the plan's
 //! (`plan::read`, behind [`crate::Plan::from_json`]) and the fleet answer's
 //! ([`crate::fleet::parse`]).
 //!
@@ -15,10 +16,12 @@
 //! `-5`, expected u32`, `missing field `format``, `unknown field `surprise`, expected one of
 //! ...`, `unknown variant`, `duplicate field`), after the path when there is one.
 
+mod parse;
+pub mod write;
+
 use std::fmt::{self, Display, Write as _};
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Number;
+pub use parse::{Leaf, ParseError, find, number_value};
 
 /// A JSON value. Objects keep their fields in document order, repeated keys included, so that
 /// a reader can refuse a repeated field rather than keep one of them silently.
@@ -33,9 +36,9 @@ pub enum Json {
 }
 
 impl Json {
-    /// Parse a whole document (serde_json's parser: nesting is bounded, trailing bytes refused).
-    pub fn parse(bytes: &[u8]) -> Result<Json, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parse a whole document (nesting is bounded, trailing bytes refused).
+    pub fn parse(bytes: &[u8]) -> Result<Json, ParseError> {
+        parse::tree(bytes)
     }
 
     /// The root of the document, for reading.
@@ -47,64 +50,53 @@ impl Json {
     }
 }
 
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Json, D::Error> {
-        de.deserialize_any(TreeVisitor)
+/// A JSON number as the document wrote it, read as an integer or an `f64` on demand: the
+/// text is what an error shows (`floating point `1.5``) without formatting a float, which
+/// would link `core`'s float printing into `filter.wasm` for error messages alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number(Box<str>);
+
+impl Number {
+    /// `text` must be a JSON number (the parser's).
+    fn from_text(text: &str) -> Number {
+        Number(text.into())
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    /// Whether serde_json would read it as a float: a fraction, an exponent, or an integer
+    /// past `u64` and `i64`.
+    pub fn is_f64(&self) -> bool {
+        self.as_u64().is_none() && self.as_i64().is_none()
+    }
+
+    /// Always `Some`: the parser refuses numbers out of an `f64`'s range.
+    pub fn as_f64(&self) -> Option<f64> {
+        self.0.parse().ok()
     }
 }
 
-struct TreeVisitor;
-
-impl<'de> Visitor<'de> for TreeVisitor {
-    type Value = Json;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
+impl From<u64> for Number {
+    fn from(n: u64) -> Number {
+        Number(n.to_string().into())
     }
+}
 
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
+impl From<i64> for Number {
+    fn from(n: i64) -> Number {
+        Number(n.to_string().into())
     }
+}
 
-    fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
-        Ok(Json::Bool(b))
-    }
-
-    fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
-        Ok(Json::Number(n.into()))
-    }
-
-    fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
-        Ok(Json::Number(n.into()))
-    }
-
-    fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
-        // serde_json parses only finite numbers, which `from_f64` always accepts.
-        Ok(Number::from_f64(n).map_or(Json::Null, Json::Number))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
-        Ok(Json::String(s.to_owned()))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Json, E> {
-        Ok(Json::String(s))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Json::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut fields = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            fields.push((key, map.next_value()?));
-        }
-        Ok(Json::Object(fields))
+impl Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -59,10 +59,17 @@ impl Outcome {
                 positive: positive.map(|p| p.holds_text(&s)),
                 number: numeric.then(|| s.trim().parse::<f64>().ok()).flatten(),
             },
-            Leaf::Number(n) => Reading {
-                positive: positive.map(|p| p.holds_number(&n)),
-                number: numeric.then(|| n.as_f64()).flatten(),
-            },
+            Leaf::Number(text) => {
+                // Parsed once, and only when something reads the value.
+                let above = matches!(positive, Some(Positive::Above { .. }));
+                let value = (numeric || above)
+                    .then(|| crate::json::number_value(text))
+                    .flatten();
+                Reading {
+                    positive: positive.map(|p| p.holds_number(text, value)),
+                    number: numeric.then_some(value).flatten(),
+                }
+            }
             Leaf::Bool(b) => Reading {
                 positive: positive.map(|p| p.holds_text(if b { "true" } else { "false" })),
                 number: None,
@@ -79,15 +86,12 @@ impl Positive {
         }
     }
 
-    /// A number is compared as JSON writes it only by `Equals`: formatting a float costs more
-    /// than the rest of reading an outcome, so `Above` never does.
-    fn holds_number(&self, n: &serde_json::Number) -> bool {
+    /// A number, as the body wrote it (`text`) and as an `f64` (`number`, read for `Above`):
+    /// `Equals` compares the text, `Above` the value.
+    fn holds_number(&self, text: &[u8], number: Option<f64>) -> bool {
         match self {
-            Positive::Equals { any_of } => {
-                let text = n.to_string();
-                any_of.contains(&text)
-            }
-            Positive::Above { value } => n.as_f64().is_some_and(|x| x > *value),
+            Positive::Equals { any_of } => any_of.iter().any(|v| v.as_bytes() == text),
+            Positive::Above { value } => number.is_some_and(|x| x > *value),
         }
     }
 }

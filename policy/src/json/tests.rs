@@ -17,7 +17,7 @@ fn the_tree_keeps_every_field_in_order_and_every_number_as_written() {
         Json::Array(vec![
             Json::Number(1u64.into()),
             Json::Number((-2i64).into()),
-            Json::Number(Number::from_f64(2.5).unwrap()),
+            Json::Number(Number::from_text("2.5")),
             Json::Bool(true),
             Json::Null,
         ])
@@ -88,4 +88,160 @@ fn optional_fields_may_be_absent_or_null() {
     assert_eq!(o.opt_field("b", string).unwrap().as_deref(), Some("x"));
     let entries: Vec<&str> = o.entries().map(|(k, _)| k).collect();
     assert_eq!(entries, ["a", "b"]);
+}
+
+mod against_serde_json {
+    use super::super::{Json, Number};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// serde_json's tree in ours, numbers by their value (serde_json keeps no text).
+    fn ours(v: &Value) -> Json {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(Number::from_text(&n.to_string())),
+            Value::String(s) => Json::String(s.clone()),
+            Value::Array(items) => Json::Array(items.iter().map(ours).collect()),
+            Value::Object(fields) => {
+                Json::Object(fields.iter().map(|(k, v)| (k.clone(), ours(v))).collect())
+            }
+        }
+    }
+
+    /// Equal trees, numbers by their value to within the last bits that serde_json's float
+    /// parser (not correctly rounded by default) and `core`'s (correctly rounded) may differ
+    /// by; so `12.50` and `12.5` are the same number.
+    fn same(a: &Json, b: &Json) -> bool {
+        match (a, b) {
+            (Json::Number(a), Json::Number(b)) => {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                (a - b).abs() <= 1e-14 * a.abs().max(b.abs())
+            }
+            (Json::Array(a), Json::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+            }
+            // serde_json's map keeps the last of a repeated key, in key order.
+            (Json::Object(a), Json::Object(b)) => {
+                let map = |fields: &'_ [(String, Json)]| -> Vec<(String, Json)> {
+                    let last: std::collections::BTreeMap<_, _> = fields.iter().cloned().collect();
+                    last.into_iter().collect()
+                };
+                let (a, b) = (map(a), map(b));
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(&b)
+                        .all(|((ka, a), (kb, b))| ka == kb && same(a, b))
+            }
+            (a, b) => a == b,
+        }
+    }
+
+    fn document() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e300f64..1e300).prop_map(Value::from),
+            "[a-c\\\\\"é\u{1F600}\n\t\u{1}]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[a-c]{0,2}", inner), 0..4)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What an edit of one character rarely makes: escapes, surrogates, depth, bytes that are
+    /// not UTF-8, numbers at their limits.
+    #[test]
+    fn agrees_on_the_corners() {
+        let deep = "[".repeat(200);
+        let texts: Vec<&[u8]> = vec![
+            br#""\ud83d\ude00 \u00e9 \/ \b\f\n\r\t""#,
+            br#""\ud83d""#,
+            br#""\ud83d\u0041""#,
+            br#""\ude00""#,
+            br#""\ud83d\""#,
+            br#""\u12""#,
+            br#""\u12g4""#,
+            br#""\q""#,
+            b"\"\xff\"",
+            b"\"\xc3\"",
+            b"[\"a\", \"\xe9t\xe9\"]",
+            br#"[1e308, 1e309, -1e309, 1.7976931348623157e308, 5e-324, 1e-400, -0, 0.0e0]"#,
+            br#"[18446744073709551615, 18446744073709551616, -9223372036854775808, -9223372036854775809]"#,
+            br#"{"a" 1}"#,
+            br#"{1: 2}"#,
+            br#"{"a": 1,}"#,
+            br#"[1 2]"#,
+            b"\t\r\n [ ] \n",
+            b"tru",
+            b"falsy",
+            b"",
+            b"   ",
+            deep.as_bytes(),
+        ];
+        let mut wrong = Vec::new();
+        for text in texts {
+            let mine = Json::parse(text).map_err(|e| e.to_string());
+            let theirs = serde_json::from_slice::<Value>(text).map_err(|e| e.to_string());
+            match (mine, theirs) {
+                (Ok(mine), Ok(theirs)) => assert!(same(&mine, &ours(&theirs)), "{mine:?}"),
+                (mine, theirs) if mine.as_ref().err() == theirs.as_ref().err() => {}
+                (mine, theirs) => wrong.push(format!(
+                    "{}: ours {mine:?}, serde_json's {theirs:?}",
+                    String::from_utf8_lossy(text)
+                )),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    proptest! {
+        /// Any text, valid or one edit away from valid, is accepted exactly when serde_json
+        /// accepts it, with the same tree, or refused with serde_json's words and position
+        /// (operators and tests know them).
+        #[test]
+        fn reads_what_serde_json_reads_and_refuses_what_it_refuses(
+            doc in document(),
+            pretty in any::<bool>(),
+            edit in proptest::option::of((any::<prop::sample::Index>(), prop::sample::select(
+                vec!["", " ", ",", "]", "}", "[", "{", ":", "\"", "\\", "0", "-", ".", "e", "n", "\u{7f}", "\n"]
+            ))),
+        ) {
+            let mut text = if pretty {
+                serde_json::to_string_pretty(&doc).unwrap()
+            } else {
+                doc.to_string()
+            };
+            if let Some((at, insert)) = edit {
+                let mut at = at.index(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                // Replace the character at `at` (if any) by `insert`.
+                let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                text.replace_range(at..end, insert);
+            }
+            let theirs = serde_json::from_str::<Value>(&text);
+            match (Json::parse(text.as_bytes()), theirs) {
+                (Ok(mine), Ok(theirs)) => prop_assert!(same(&mine, &ours(&theirs)), "{text:?}: {mine:?}"),
+                (Err(mine), Err(theirs)) => {
+                    let (mine, theirs) = (mine.to_string(), theirs.to_string());
+                    // serde_json reports a number out of range where it noticed, inside it.
+                    let what = |e: &str| e.split(" at line").next().unwrap().to_owned();
+                    if what(&mine) == "number out of range" {
+                        prop_assert_eq!(what(&mine), what(&theirs), "{}", text);
+                    } else {
+                        prop_assert_eq!(mine, theirs, "{}", text);
+                    }
+                }
+                (mine, theirs) => prop_assert!(false, "{text:?}: ours {mine:?}, serde_json's {theirs:?}"),
+            }
+        }
+    }
 }
