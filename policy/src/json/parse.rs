@@ -408,24 +408,23 @@ impl<'a> Parser<'a> {
 
     #[inline(always)]
     fn open_key(&mut self) -> Result<()> {
-        match self.peek() {
-            Some(b'"') => {
-                self.at += 1;
-                Ok(())
-            }
-            Some(_) => Err(self.error_at_next("key must be a string")),
-            None => Err(self.error("EOF while parsing an object")),
-        }
+        self.in_object(b'"', "key must be a string")
     }
 
     #[inline(always)]
     fn colon(&mut self) -> Result<()> {
+        self.in_object(b':', "expected `:`")
+    }
+
+    /// The byte `want` inside an object, past whitespace: else `wrong`, or the end of the text.
+    #[inline(always)]
+    fn in_object(&mut self, want: u8, wrong: &'static str) -> Result<()> {
         match self.peek() {
-            Some(b':') => {
+            Some(b) if b == want => {
                 self.at += 1;
                 Ok(())
             }
-            Some(_) => Err(self.error_at_next("expected `:`")),
+            Some(_) => Err(self.error_at_next(wrong)),
             None => Err(self.error("EOF while parsing an object")),
         }
     }
