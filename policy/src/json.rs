@@ -76,9 +76,10 @@ impl Number {
         self.as_u64().is_none() && self.as_i64().is_none()
     }
 
-    /// Always `Some`: the parser refuses numbers out of an `f64`'s range.
+    /// Always `Some`: the parser refuses numbers out of an `f64`'s range. Read as a body's
+    /// number is ([`number_value`]), so a plan's threshold and a response's value agree.
     pub fn as_f64(&self) -> Option<f64> {
-        self.0.parse().ok()
+        number_value(self.0.as_bytes())
     }
 }
 
